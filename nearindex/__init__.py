@@ -1,0 +1,52 @@
+"""nearindex: find near-duplicate and doctored images in large collections.
+
+Each image becomes a blurred, normalised low-resolution grayscale vector kept
+in a FAISS index (metadata in SQLite); queries take the index's candidates and
+rescore them with ``cv2.matchTemplate`` to allow shifts, crops and scale.
+"""
+
+from .api import Info, NearIndex, open
+from .database import CheckReport
+from .errors import (
+    CorruptImageError,
+    DatabaseError,
+    DatabaseLockedError,
+    Failed,
+    ImageError,
+    ImageTooLargeError,
+    IntegrityError,
+    NearIndexError,
+    NotAnImageError,
+    SchemaTooNewError,
+    UnreadableFileError,
+)
+from .ingest import IngestReport
+from .search import Comparison, DuplicateGroup, Match, compare
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckReport",
+    "Comparison",
+    "CorruptImageError",
+    "DatabaseError",
+    "DatabaseLockedError",
+    "DuplicateGroup",
+    "Failed",
+    "ImageError",
+    "ImageTooLargeError",
+    "IngestReport",
+    "Info",
+    "IntegrityError",
+    "Match",
+    "NearIndex",
+    "NearIndexError",
+    "NotAnImageError",
+    "SchemaTooNewError",
+    "Settings",
+    "UnreadableFileError",
+    "__version__",
+    "compare",
+    "open",
+]

@@ -1,0 +1,5 @@
+"""``python -m nearindex``: the command-line interface."""
+
+from .cli import main
+
+main()

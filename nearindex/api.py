@@ -1,0 +1,142 @@
+"""The Python API: an open database with the same verbs as the CLI.
+
+    import nearindex
+    with nearindex.open("nearindex-db") as db:
+        db.add("photos/")
+        for match in db.query("suspect.jpg", k=5):
+            print(match.path, match.score)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from . import ingest, search
+from .database import CheckReport, Database
+from .errors import Failed
+from .ingest import IngestReport
+from .progress import Progress
+from .search import Comparison, DuplicateGroup, Match
+from .settings import DEFAULT_DATABASE
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Info:
+    """A summary of a database.
+
+    Attributes:
+        directory: The database directory.
+        images: Stored paths.
+        contents: Distinct contents (byte-identical copies count once).
+        flat: Contents without structure (never matched except as exact copies).
+        failed: Paths recorded as failed.
+        vectors: Vectors in the index.
+        index_kind: The FAISS index type.
+        generation: Catalog generation the index reflects.
+        schema: Catalog schema revision.
+        catalog_bytes: Size of the SQLite catalog (with its WAL).
+        index_bytes: Size of the FAISS index file.
+        grid: Descriptor grid side.
+        thumb_side: Rescore thumbnail long side, pixels.
+        failures: The recorded failures.
+    """
+
+    directory: str
+    images: int
+    contents: int
+    flat: int
+    failed: int
+    vectors: int
+    index_kind: str
+    generation: int
+    schema: str | None
+    catalog_bytes: int
+    index_bytes: int
+    grid: int
+    thumb_side: int
+    failures: tuple[Failed, ...]
+
+
+class NearIndex:
+    """An open nearindex database. Create with ``nearindex.open``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @property
+    def directory(self) -> Path:
+        """The database directory."""
+        return self._database.directory
+
+    def add(self, *paths: PathLike, workers: int | None = None, progress: Progress | None = None) -> IngestReport:
+        """Store new and changed images under files or folders (see ``ingest.add``)."""
+        return ingest.add(self._database, paths, workers=workers, progress=progress)
+
+    def sync(self, *paths: PathLike, workers: int | None = None, progress: Progress | None = None) -> IngestReport:
+        """Like ``add``, and forget stored paths under ``paths`` that are gone."""
+        return ingest.add(self._database, paths, forget_missing=True, workers=workers, progress=progress)
+
+    def remove(self, *paths: PathLike) -> IngestReport:
+        """Forget stored paths equal to or under ``paths``."""
+        return ingest.remove(self._database, paths)
+
+    def query(self, image: PathLike, *, k: int = 10, min_score: float = 0.0) -> list[Match]:
+        """Stored images most like ``image``, best first (see ``search.query``)."""
+        return search.query(self._database, image, k=k, min_score=min_score)
+
+    def compare(self, a: PathLike, b: PathLike) -> Comparison:
+        """Compare two image files with this database's settings."""
+        return search.compare(a, b, settings=self._database.settings)
+
+    def duplicates(self, *, min_score: float | None = None) -> list[DuplicateGroup]:
+        """All near-duplicate groups, largest first (see ``search.find_duplicates``)."""
+        return search.find_duplicates(self._database, min_score=min_score)
+
+    def check(self, *, repair: bool = False) -> CheckReport:
+        """Verify the catalog and the vector index agree; ``repair`` rebuilds the index."""
+        return self._database.check(repair=repair)
+
+    def info(self) -> Info:
+        """Counts, sizes, index type and schema of the database."""
+        db = self._database
+        counts, sizes = db.counts(), db.storage_bytes()
+        return Info(
+            directory=str(db.directory), images=counts["images"], contents=counts["contents"],
+            flat=counts["flat"], failed=counts["failed"], vectors=db.index.size, index_kind=db.index.kind,
+            generation=db.generation, schema=db.schema_revision(), catalog_bytes=sizes["catalog"],
+            index_bytes=sizes["index"], grid=db.settings.grid, thumb_side=db.settings.thumb_side,
+            failures=tuple(Failed(f.path, f.reason) for f in db.failures()),
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Write pending index changes and release the database."""
+        self._database.close()
+
+    def __enter__(self) -> NearIndex:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False) -> NearIndex:  # noqa: A001 - mirrors builtins.open on purpose
+    """Open a database directory, creating it unless ``read_only``.
+
+    Args:
+        path: The database directory (default ``./nearindex-db``).
+        read_only: Do not create, and do not take the writer lock (query,
+            duplicates, info and check still work; add/sync/remove raise).
+
+    Returns:
+        The open NearIndex; use it as a context manager or call ``close``.
+
+    Raises:
+        DatabaseError: If the path is not (and cannot become) a database.
+        SchemaTooNewError: If a newer nearindex wrote it.
+    """
+    return NearIndex(Database.open(path, writable=not read_only))

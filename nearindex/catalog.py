@@ -1,0 +1,342 @@
+"""Reads and writes of the catalog (SQLite): files, contents, failures, state.
+
+Every write goes through ``apply_batch``, one transaction that also bumps the
+catalog *generation*; the vector index file is trusted only when it carries
+the same generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from .models import Content, Failure, File, IngestRun, State, utc_now
+
+GENERATION_KEY = "generation"
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the catalog remembers of a path: size, mtime and content."""
+
+    size: int
+    mtime_ns: int
+    content_id: int
+
+
+@dataclass(frozen=True)
+class NewContent:
+    """A content seen for the first time, with everything the catalog keeps."""
+
+    content_hash: bytes
+    width: int
+    height: int
+    flat: bool
+    descriptor: bytes
+    thumbnail: bytes
+    thumb_width: int
+    thumb_height: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A path now holding the content with ``content_hash``."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: bytes
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A path that could not be used."""
+
+    path: str
+    reason: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass
+class Batch:
+    """Changes written together in one transaction."""
+
+    contents: list[NewContent] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    failures: list[FailureRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.contents) + len(self.files) + len(self.removals) + len(self.failures)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a committed batch changed in the set of contents."""
+
+    generation: int
+    added_ids: dict[bytes, int]
+    removed_ids: list[int]
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    """A content's stored pixels summary, as read back."""
+
+    id: int
+    width: int
+    height: int
+    flat: bool
+    descriptor: bytes
+    thumbnail: bytes
+    thumb_width: int
+    thumb_height: int
+
+
+class Catalog:
+    """Typed access to one catalog file (through a configured Engine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- state -------------------------------------------------------------
+    def get_state(self, key: str) -> str | None:
+        """A value from the state table, or None if never set."""
+        with Session(self.engine) as session:
+            return session.scalar(select(State.value).where(State.key == key))
+
+    def set_state(self, values: dict[str, str]) -> None:
+        """Set several state values in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            for key, value in values.items():
+                session.merge(State(key=key, value=value))
+
+    def generation(self) -> int:
+        """The current catalog generation (0 for a new catalog)."""
+        return int(self.get_state(GENERATION_KEY) or 0)
+
+    # -- reads ---------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        """Size, mtime and content id of every stored path."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(File.path, File.size, File.mtime_ns, File.content_id))
+            return {path: FileState(size, mtime, cid) for path, size, mtime, cid in rows}
+
+    def known_hashes(self) -> set[bytes]:
+        """Hashes of every stored content."""
+        with Session(self.engine) as session:
+            return set(session.scalars(select(Content.content_hash)))
+
+    def paths_of(self, content_ids: Iterable[int]) -> dict[int, list[str]]:
+        """The stored paths of each content, sorted."""
+        found: dict[int, list[str]] = {}
+        with Session(self.engine) as session:
+            for chunk in _chunks(sorted(set(content_ids)), 500):
+                query = select(File.content_id, File.path).where(File.content_id.in_(chunk)).order_by(File.path)
+                for content_id, path in session.execute(query):
+                    found.setdefault(content_id, []).append(path)
+        return found
+
+    def contents(self, content_ids: Iterable[int]) -> dict[int, StoredContent]:
+        """Stored descriptors and thumbnails of the given contents."""
+        found = {}
+        with Session(self.engine) as session:
+            for chunk in _chunks(sorted(set(content_ids)), 500):
+                for row in session.execute(_content_query().where(Content.id.in_(chunk))):
+                    found[row.id] = StoredContent(*row)
+        return found
+
+    def iter_descriptors(self, *, chunk: int = 10_000) -> Iterator[list[tuple[int, bytes]]]:
+        """All non-flat contents' (id, descriptor) pairs, in chunks, by id."""
+        last = 0
+        with Session(self.engine) as session:
+            while True:
+                query = select(Content.id, Content.descriptor).where(Content.id > last, ~Content.flat)
+                rows = [(cid, blob) for cid, blob in session.execute(query.order_by(Content.id).limit(chunk))]
+                if not rows:
+                    return
+                yield rows
+                last = rows[-1][0]
+
+    def paths_under(self, prefix: str) -> list[str]:
+        """Stored paths equal to ``prefix`` or inside the folder ``prefix``."""
+        folder = prefix.rstrip("/") + "/"
+        with Session(self.engine) as session:
+            query = select(File.path).where(
+                (File.path == prefix) | ((File.path >= folder) & (File.path < folder[:-1] + "0"))
+            )
+            return sorted(session.scalars(query))
+
+    def paths_with_hash(self, content_hash: bytes) -> list[str]:
+        """Stored paths holding the content with this hash."""
+        with Session(self.engine) as session:
+            query = select(File.path).join(Content).where(Content.content_hash == content_hash)
+            return sorted(session.scalars(query))
+
+    def duplicate_hash_groups(self) -> list[list[str]]:
+        """Paths sharing one content (exact copies), for contents with 2+ paths."""
+        with Session(self.engine) as session:
+            shared = select(File.content_id).group_by(File.content_id).having(func.count() > 1)
+            ids = list(session.scalars(shared))
+        return list(self.paths_of(ids).values())
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of files, distinct contents, flat contents and failures."""
+        with Session(self.engine) as session:
+            return {
+                "images": session.scalar(select(func.count()).select_from(File)) or 0,
+                "contents": session.scalar(select(func.count()).select_from(Content)) or 0,
+                "flat": session.scalar(select(func.count()).where(Content.flat)) or 0,
+                "failed": session.scalar(select(func.count()).select_from(Failure)) or 0,
+            }
+
+    def failures(self) -> list[FailureRecord]:
+        """Every recorded failure, by path."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(Failure.path, Failure.reason, Failure.size, Failure.mtime_ns).order_by(Failure.path))
+            return [FailureRecord(*row) for row in rows]
+
+    def orphan_contents(self) -> list[int]:
+        """Contents no file points to (should not exist after a batch)."""
+        with Session(self.engine) as session:
+            query = select(Content.id).where(~select(File.id).where(File.content_id == Content.id).exists())
+            return list(session.scalars(query))
+
+    # -- writes ----------------------------------------------------------------
+    def apply_batch(self, batch: Batch) -> BatchResult:
+        """Write a batch in one transaction and bump the generation.
+
+        Contents are matched by hash (a known hash reuses its id), files by
+        path; a path that succeeds loses its failure record; contents left
+        without any file are deleted.
+
+        Returns:
+            The new generation, the ids given to new contents (by hash) and
+            the ids of contents removed, which the vector index must mirror.
+        """
+        with Session(self.engine) as session, session.begin():
+            added = _insert_contents(session, batch.contents)
+            touched = _upsert_files(session, batch.files)
+            touched |= _delete_files(session, batch.removals)
+            _record_failures(session, batch.failures)
+            removed = _delete_orphans(session, touched)
+            generation = _bump_generation(session)
+        return BatchResult(generation=generation, added_ids=added, removed_ids=removed)
+
+    def delete_contents(self, content_ids: list[int]) -> None:
+        """Delete contents and the files pointing at them (they will be re-read)."""
+        with Session(self.engine) as session, session.begin():
+            for chunk in _chunks(sorted(set(content_ids)), 500):
+                session.execute(delete(File).where(File.content_id.in_(chunk)))
+                session.execute(delete(Content).where(Content.id.in_(chunk)))
+
+    def bump_generation(self) -> int:
+        """Advance the generation without other changes (forces an index rewrite)."""
+        with Session(self.engine) as session, session.begin():
+            return _bump_generation(session)
+
+    def start_run(self, command: str) -> int:
+        """Record the start of an ingest run; returns its id."""
+        with Session(self.engine) as session, session.begin():
+            run = IngestRun(command=command)
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, counts: dict[str, int]) -> None:
+        """Record the end of an ingest run with its counts."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(IngestRun).where(IngestRun.id == run_id).values(finished_at=utc_now(), **counts))
+
+
+def _content_query():  # type: ignore[no-untyped-def]
+    return select(
+        Content.id, Content.width, Content.height, Content.flat,
+        Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height,
+    )  # fmt: skip
+
+
+def _insert_contents(session: Session, contents: Sequence[NewContent]) -> dict[bytes, int]:
+    added = {}
+    known = _ids_by_hash(session, [c.content_hash for c in contents])
+    for item in contents:
+        if item.content_hash in known:
+            continue
+        row = Content(**vars(item))
+        session.add(row)
+        session.flush()
+        known[item.content_hash] = added[item.content_hash] = row.id
+    return added
+
+
+def _upsert_files(session: Session, files: Sequence[FileRecord]) -> set[int]:
+    """Point each path at its content; returns content ids that lost a path."""
+    ids = _ids_by_hash(session, [f.content_hash for f in files])
+    previous: set[int] = set()
+    for record in files:
+        row = session.scalar(select(File).where(File.path == record.path))
+        if row is None:
+            row = File(path=record.path, size=0, mtime_ns=0, content_id=ids[record.content_hash])
+            session.add(row)
+        elif row.content_id != ids[record.content_hash]:
+            previous.add(row.content_id)
+        row.size, row.mtime_ns, row.seen_at = record.size, record.mtime_ns, utc_now()
+        row.content_id = ids[record.content_hash]
+    paths = [f.path for f in files]
+    for chunk in _chunks(paths, 500):
+        session.execute(delete(Failure).where(Failure.path.in_(chunk)))
+    return previous
+
+
+def _delete_files(session: Session, paths: Sequence[str]) -> set[int]:
+    """Forget paths (and their failures); returns content ids that lost a path."""
+    previous: set[int] = set()
+    for chunk in _chunks(list(paths), 500):
+        previous.update(session.scalars(select(File.content_id).where(File.path.in_(chunk))))
+        session.execute(delete(File).where(File.path.in_(chunk)))
+        session.execute(delete(Failure).where(Failure.path.in_(chunk)))
+    return previous
+
+
+def _record_failures(session: Session, failures: Sequence[FailureRecord]) -> None:
+    for failure in failures:
+        row = session.scalar(select(Failure).where(Failure.path == failure.path))
+        if row is None:
+            session.add(Failure(**vars(failure)))
+        else:
+            row.reason, row.size, row.mtime_ns, row.failed_at = failure.reason, failure.size, failure.mtime_ns, utc_now()
+
+
+def _delete_orphans(session: Session, candidates: set[int]) -> list[int]:
+    session.flush()
+    orphans = []
+    for chunk in _chunks(sorted(candidates), 500):
+        used = set(session.scalars(select(File.content_id).where(File.content_id.in_(chunk))))
+        orphans.extend(cid for cid in chunk if cid not in used)
+    for chunk in _chunks(orphans, 500):
+        session.execute(delete(Content).where(Content.id.in_(chunk)))
+    return orphans
+
+
+def _bump_generation(session: Session) -> int:
+    current = session.scalar(select(State.value).where(State.key == GENERATION_KEY))
+    generation = int(current or 0) + 1
+    session.merge(State(key=GENERATION_KEY, value=str(generation)))
+    return generation
+
+
+def _ids_by_hash(session: Session, hashes: Sequence[bytes]) -> dict[bytes, int]:
+    found: dict[bytes, int] = {}
+    for chunk in _chunks(sorted(set(hashes)), 500):
+        query = select(Content.content_hash, Content.id).where(Content.content_hash.in_(chunk))
+        found.update((digest, cid) for digest, cid in session.execute(query))
+    return found
+
+
+def _chunks(items: Sequence[int] | Sequence[str] | Sequence[bytes], size: int) -> Iterator[list]:  # type: ignore[type-arg]
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

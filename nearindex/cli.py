@@ -1,0 +1,226 @@
+"""The ``nearindex`` command line: parse, call one library function, render.
+
+Exit codes: 0 the command ran (a batch may have reported bad files on
+stderr), 1 the command failed as a whole, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+
+from . import api, output
+from .demo import run_demo
+from .errors import NearIndexError
+from .ingest import IngestReport
+from .search import compare as compare_files
+from .settings import DATABASE_ENV_VAR, DEFAULT_DATABASE
+
+app = typer.Typer(
+    name="nearindex", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Find near-duplicate and doctored images in large collections.",
+)  # fmt: skip
+
+T = TypeVar("T")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")]
+
+
+class _State:
+    database: Path = Path(DEFAULT_DATABASE)
+
+
+@app.callback()
+def main_options(
+    db: Annotated[Path, typer.Option("--db", envvar=DATABASE_ENV_VAR, help="Database directory.")] = Path(DEFAULT_DATABASE),
+) -> None:
+    """Find near-duplicate and doctored images in large collections."""
+    _State.database = db
+
+
+class BarProgress:
+    """A rich progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self._bar = RichProgress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True,
+        )  # fmt: skip
+        self._task: Any = None
+        self._started = 0.0
+        self._done = 0
+
+    def start(self, total: int, description: str) -> None:
+        """Show a bar for ``total`` steps."""
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, rate="")
+        self._started, self._done = time.monotonic(), 0
+
+    def advance(self, steps: int = 1) -> None:
+        """Move the bar and show the rate."""
+        self._done += steps
+        rate = self._done / max(time.monotonic() - self._started, 1e-9)
+        self._bar.update(self._task, advance=steps, rate=f"{rate:.1f} images/s")
+
+    def finish(self) -> None:
+        """Remove the bar."""
+        self._bar.stop()
+
+
+def _progress(json_output: bool) -> BarProgress | None:
+    return BarProgress() if sys.stderr.isatty() and not json_output else None
+
+
+def _fail(error: NearIndexError) -> typer.Exit:
+    typer.echo(f"nearindex: {error}", err=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _opened(*, read_only: bool = False) -> Iterator[api.NearIndex]:
+    try:
+        with api.open(_State.database, read_only=read_only) as database:
+            yield database
+    except NearIndexError as error:
+        raise _fail(error) from None
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except NearIndexError as error:
+        raise _fail(error) from None
+
+
+def _report_ingest(report: IngestReport, json_output: bool, *, all_failed_is_error: bool) -> None:
+    for failure in report.failed:
+        typer.echo(output.failure_line(failure), err=True)
+    typer.echo(output.to_json(output.ingest_json(report)) if json_output else output.ingest_summary(report))
+    done = sum(v for k, v in report.counts().items() if k != "failed")
+    if all_failed_is_error and report.failed and done == 0:
+        raise typer.Exit(1)
+
+
+PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")]
+
+
+@app.command()
+def add(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
+    """Add new and changed images; unchanged files are skipped."""
+    with _opened() as database:
+        report = database.add(*paths, workers=workers, progress=_progress(json_output))
+    _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
+
+
+@app.command()
+def sync(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
+    """Like add, and forget stored images under PATHS that no longer exist."""
+    with _opened() as database:
+        report = database.sync(*paths, workers=workers, progress=_progress(json_output))
+    _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
+
+
+@app.command()
+def remove(paths: Annotated[list[Path], typer.Argument(help="Stored files or folders to forget.")], json_output: JsonOption = False) -> None:
+    """Forget stored images (the files are not touched)."""
+    with _opened() as database:
+        report = database.remove(*paths)
+    _report_ingest(report, json_output, all_failed_is_error=True)
+
+
+def _all_missing(report: IngestReport, paths: list[Path]) -> bool:
+    """True when every given path failed at the top level (nothing to do at all)."""
+    given = {str(p.absolute()) for p in paths}
+    return bool(given) and given <= {f.path for f in report.failed}
+
+
+@app.command()
+def query(
+    image: Annotated[Path, typer.Argument(help="The image to look for (need not be stored).")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Most results.")] = 10,
+    min_score: Annotated[float, typer.Option("--min-score", help="Drop results below this score.")] = 0.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Stored images most like IMAGE, best first."""
+    with _opened(read_only=True) as database:
+        matches = _run(lambda: database.query(image, k=k, min_score=min_score))
+    typer.echo(output.to_json(output.matches_json(str(image), matches)) if json_output else output.matches_text(matches))
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="First image.")],
+    b: Annotated[Path, typer.Argument(help="Second image.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Score two image files against each other (no database needed)."""
+    result = _run(lambda: compare_files(a, b))
+    typer.echo(output.to_json({**vars(result)}) if json_output else output.comparison_text(result))
+
+
+@app.command()
+def duplicates(
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Pair threshold (default: the duplicate threshold).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """All groups of near-duplicate images, largest first."""
+    with _opened(read_only=True) as database:
+        groups = _run(lambda: database.duplicates(min_score=min_score))
+    typer.echo(output.to_json(output.groups_json(groups)) if json_output else output.groups_text(groups))
+
+
+@app.command()
+def info(json_output: JsonOption = False) -> None:
+    """Counts, sizes, index type and schema of the database."""
+    with _opened(read_only=True) as database:
+        summary = database.info()
+    typer.echo(output.to_json(output.info_json(summary)) if json_output else output.info_text(summary))
+
+
+@app.command()
+def check(
+    repair: Annotated[bool, typer.Option("--repair", help="Rebuild the index from the catalog if they disagree.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Verify that the catalog and the vector index agree."""
+    with _opened(read_only=not repair) as database:
+        report = database.check(repair=repair)
+    typer.echo(output.to_json(output.check_json(report)) if json_output else output.check_text(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--folder", help="Where to write the demo images.")] = Path("nearindex-demo"),
+    json_output: JsonOption = False,
+) -> None:
+    """Write a small generated collection with edited copies, add it, show its duplicates and a query."""
+    with _opened() as database:
+        result = _run(lambda: run_demo(database, folder, progress=_progress(json_output)))
+    if json_output:
+        document = {"add": output.ingest_json(result.report), **output.groups_json(result.groups), **output.matches_json(result.query, result.matches)}
+        typer.echo(output.to_json(document))
+        return
+    typer.echo(f"added the demo collection in {result.folder}/collection: {output.ingest_summary(result.report)}\n")
+    typer.echo(output.groups_text(result.groups))
+    typer.echo(f"\nquery {result.query} (an edit that is not in the collection):")
+    typer.echo(output.matches_text(result.matches))
+
+
+def main() -> None:
+    """Entry point of the ``nearindex`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("nearindex: interrupted; everything committed so far is kept", err=True)
+        sys.exit(130)
+

@@ -1,0 +1,359 @@
+"""The database facade: one directory, two stores, kept in agreement.
+
+A database directory holds ``catalog.sqlite3`` (SQLite, the source of truth)
+and ``vectors.<generation>.faiss`` (FAISS, a cache derived from the catalog's
+descriptors). This is the only module that knows both exist. It orders their
+writes: the catalog commits a batch and bumps its generation, the in-memory
+index mirrors it, and the index file is written (temp file, fsync, rename)
+for that generation when a run ends. An index file whose generation is not
+the catalog's is never trusted: it is rebuilt from the catalog on open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.exc import OperationalError
+
+from . import vectors
+from .catalog import Batch, BatchResult, Catalog, FailureRecord, FileState, StoredContent
+from .engine import create_catalog_engine
+from .errors import DatabaseError, DatabaseLockedError
+from .migrate import upgrade_catalog
+from .settings import DEFAULT_SETTINGS, Settings
+from .vectors import VectorIndex
+
+CATALOG_NAME = "catalog.sqlite3"
+LOCK_NAME = "write.lock"
+#: Settings that shape stored vectors, fixed when a database is created.
+_SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``check`` found; ``problems`` is empty when the stores agree."""
+
+    problems: tuple[str, ...]
+    repaired: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found (or all were repaired)."""
+        return not self.problems or self.repaired
+
+
+class Database:
+    """An open nearindex database directory.
+
+    Use ``Database.open`` (or ``nearindex.open``) rather than the constructor.
+    """
+
+    def __init__(self, directory: Path, catalog: Catalog, settings: Settings, *, writable: bool) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.writable = writable
+        self._catalog = catalog
+        self._lock_fd: int | None = None
+        self._index_dirty = False
+        self._generation = 0
+        self._index = VectorIndex.empty(settings.dimension)
+
+    # -- opening and closing -------------------------------------------------
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], *, writable: bool = True) -> Database:
+        """Open (and, when writable, create) a database directory.
+
+        Migrates the catalog to this code's schema, reads the settings the
+        database was created with, and loads the vector index, rebuilding it
+        from the catalog when it is missing or stale.
+
+        Args:
+            directory: The database directory.
+            writable: Take the single-writer lock; fails at once if another
+                process holds it.
+
+        Raises:
+            DatabaseError: If the directory is not a database (or cannot become one).
+            SchemaTooNewError: If a newer nearindex wrote the catalog.
+        """
+        path = Path(directory)
+        _check_directory(path, create=writable)
+        database: Database | None = None
+        try:
+            engine = create_catalog_engine(path / CATALOG_NAME)
+            database = cls(path, Catalog(engine), DEFAULT_SETTINGS, writable=writable)
+            if writable:
+                database._acquire_lock()
+            upgrade_catalog(engine, path / CATALOG_NAME)
+            database._load_settings()
+            database._load_index()
+        except OperationalError as error:
+            if database is not None:
+                database.close()
+            raise DatabaseError(path, f"cannot open catalog ({error.orig})") from error
+        except BaseException:
+            if database is not None:
+                database.close()
+            raise
+        return database
+
+    def close(self) -> None:
+        """Write the index file if it changed, release the lock and the engine."""
+        try:
+            if self._index_dirty and self.writable:
+                self.save_index()
+        finally:
+            self._catalog.engine.dispose()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- reads ---------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """The catalog generation the loaded index reflects."""
+        return self._generation
+
+    @property
+    def index(self) -> VectorIndex:
+        """The in-memory vector index (read-only use)."""
+        return self._index
+
+    def file_states(self) -> dict[str, FileState]:
+        """Size, mtime and content id of every stored path."""
+        return self._catalog.file_states()
+
+    def known_hashes(self) -> set[bytes]:
+        """Hashes of every stored content."""
+        return self._catalog.known_hashes()
+
+    def paths_with_hash(self, content_hash: bytes) -> list[str]:
+        """Stored paths holding exactly this content."""
+        return self._catalog.paths_with_hash(content_hash)
+
+    def paths_under(self, prefix: str) -> list[str]:
+        """Stored paths equal to or below ``prefix``."""
+        return self._catalog.paths_under(prefix)
+
+    def paths_of(self, content_ids: list[int]) -> dict[int, list[str]]:
+        """Stored paths of each content id."""
+        return self._catalog.paths_of(content_ids)
+
+    def exact_copy_groups(self) -> list[list[str]]:
+        """Groups of paths holding byte-identical content."""
+        return self._catalog.duplicate_hash_groups()
+
+    def stored_contents(self, content_ids: list[int]) -> dict[int, StoredContent]:
+        """Stored descriptors and thumbnails by content id."""
+        return self._catalog.contents(content_ids)
+
+    def thumbnail(self, content: StoredContent) -> npt.NDArray[np.uint8]:
+        """A stored thumbnail as a 2-D uint8 array."""
+        flat = np.frombuffer(content.thumbnail, np.uint8)
+        return flat.reshape(content.thumb_height, content.thumb_width)
+
+    def search(self, queries: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """k-NN of descriptors by inner product: (coarse scores, content ids)."""
+        if self._index.size == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        return self._index.search(queries, k)
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of images (paths), contents, flat contents and failures."""
+        return self._catalog.counts()
+
+    def failures(self) -> list[FailureRecord]:
+        """Recorded failures by path."""
+        return self._catalog.failures()
+
+    def storage_bytes(self) -> dict[str, int]:
+        """On-disk sizes of the catalog (with its WAL) and the index file."""
+        catalog = sum(p.stat().st_size for p in self.directory.glob(CATALOG_NAME + "*") if ".before-" not in p.name)
+        index_path = vectors.index_file(self.directory, self._generation)
+        return {"catalog": catalog, "index": index_path.stat().st_size if index_path.exists() else 0}
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision of the catalog."""
+        from .migrate import current_revision
+
+        return current_revision(self._catalog.engine)
+
+    # -- writes ----------------------------------------------------------------
+    def write(self, batch: Batch) -> BatchResult:
+        """Commit a batch to the catalog and mirror it in the in-memory index.
+
+        Raises:
+            DatabaseError: If the database was opened read-only.
+        """
+        self._require_writable()
+        result = self._catalog.apply_batch(batch)
+        self._index_dirty = True
+        self._index.remove(np.asarray(result.removed_ids, np.int64))
+        new = [c for c in batch.contents if c.content_hash in result.added_ids and not c.flat]
+        if new:
+            ids = np.asarray([result.added_ids[c.content_hash] for c in new], np.int64)
+            matrix = np.stack([np.frombuffer(c.descriptor, np.float32) for c in new])
+            self._index.add(ids, np.ascontiguousarray(matrix))
+        self._generation = result.generation
+        return result
+
+    def record_run_start(self, command: str) -> int:
+        """Record that an ingest run started; returns its id."""
+        self._require_writable()
+        return self._catalog.start_run(command)
+
+    def record_run_end(self, run_id: int, counts: dict[str, int]) -> None:
+        """Record an ingest run's counts."""
+        self._catalog.finish_run(run_id, counts)
+
+    def save_index(self) -> None:
+        """Write the index file for the current generation and drop older ones."""
+        self._require_writable()
+        target = vectors.index_file(self.directory, self._generation)
+        self._index.save(target)
+        vectors.remove_other_files(self.directory, keep=self._generation)
+        self._index_dirty = False
+
+    # -- consistency ---------------------------------------------------------
+    def check(self, *, repair: bool = False) -> CheckReport:
+        """Verify that the catalog and the index agree; optionally rebuild.
+
+        Checks that the index file exists for the catalog's generation, that
+        it holds exactly the non-flat contents, that every descriptor has the
+        right length and no content is left without a file.
+
+        Args:
+            repair: Rebuild the index from the catalog (and drop orphans).
+
+        Returns:
+            The problems found and whether they were repaired.
+        """
+        problems = list(self._find_problems())
+        if repair and problems:
+            self._require_writable()
+            self._repair()
+        return CheckReport(problems=tuple(problems), repaired=repair and bool(problems))
+
+    def _find_problems(self) -> list[str]:
+        problems = []
+        generation = self._catalog.generation()
+        if not vectors.index_file(self.directory, generation).exists():
+            problems.append(f"no index file for catalog generation {generation}")
+        on_disk = _load_index_file(self.directory, generation, self.settings.dimension)
+        index_ids = set((on_disk or self._index).ids().tolist())
+        expected, bad = self._expected_ids()
+        if index_ids != expected:
+            problems.append(
+                f"index holds {len(index_ids - expected)} unknown and misses {len(expected - index_ids)} contents"
+            )
+        problems += [f"content {cid}: descriptor has the wrong length" for cid in bad]
+        orphans = self._catalog.orphan_contents()
+        if orphans:
+            problems.append(f"{len(orphans)} contents have no file")
+        return problems
+
+    def _expected_ids(self) -> tuple[set[int], list[int]]:
+        expected, bad = set(), []
+        size = self.settings.dimension * 4
+        for rows in self._catalog.iter_descriptors():
+            for cid, blob in rows:
+                (expected.add(cid) if len(blob) == size else bad.append(cid))
+        return expected, bad
+
+    def _repair(self) -> None:
+        _expected, bad = self._expected_ids()
+        orphans = self._catalog.orphan_contents()
+        self._catalog.delete_contents(bad + orphans)
+        self._generation = self._catalog.bump_generation()
+        self._rebuild_index()
+        self.save_index()
+
+    # -- internals -------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise DatabaseError(self.directory, "opened read-only")
+
+    def _acquire_lock(self) -> None:
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatabaseLockedError(self.directory, "another nearindex process is writing to it") from None
+        self._lock_fd = fd
+
+    def _load_settings(self) -> None:
+        stored = {key: self._catalog.get_state(f"settings.{key}") for key in _SHAPING_SETTINGS}
+        if all(value is None for value in stored.values()):
+            if self.writable:
+                values = {f"settings.{k}": str(getattr(DEFAULT_SETTINGS, k)) for k in _SHAPING_SETTINGS}
+                self._catalog.set_state(values)
+            return
+        self.settings = Settings(
+            grid=int(stored["grid"] or DEFAULT_SETTINGS.grid),
+            thumb_side=int(stored["thumb_side"] or DEFAULT_SETTINGS.thumb_side),
+            blur_fraction=float(stored["blur_fraction"] or DEFAULT_SETTINGS.blur_fraction),
+        )
+
+    def _load_index(self) -> None:
+        self._generation = self._catalog.generation()
+        loaded = _load_index_file(self.directory, self._generation, self.settings.dimension)
+        if loaded is not None:
+            self._index = loaded
+            return
+        self._rebuild_index()
+        if self.writable:
+            self.save_index()
+
+    def _rebuild_index(self) -> None:
+        index = VectorIndex.empty(self.settings.dimension)
+        size = self.settings.dimension * 4
+        for rows in self._catalog.iter_descriptors():
+            good = [(cid, blob) for cid, blob in rows if len(blob) == size]
+            if good:
+                ids = np.asarray([cid for cid, _ in good], np.int64)
+                matrix = np.frombuffer(b"".join(blob for _, blob in good), np.float32).reshape(len(good), -1)
+                index.add(ids, np.ascontiguousarray(matrix))
+        self._index = index
+        self._index_dirty = True
+
+
+def _load_index_file(directory: Path, generation: int, dimension: int) -> VectorIndex | None:
+    """The index file of this generation if it exists and fits; else None."""
+    path = vectors.index_file(directory, generation)
+    if not path.exists():
+        return None
+    try:
+        index = VectorIndex.load(path)
+    except RuntimeError:  # FAISS raises RuntimeError for an unreadable file
+        return None
+    return index if index.dimension == dimension else None
+
+
+def _check_directory(path: Path, *, create: bool) -> None:
+    """Refuse a path that is not (and cannot become) a database directory."""
+    if path.exists() and not path.is_dir():
+        raise DatabaseError(path, "not a directory")
+    if (path / CATALOG_NAME).exists():
+        return
+    if not create:
+        raise DatabaseError(path, "no nearindex database here (create one with 'nearindex add')")
+    if path.exists() and any(entry.name != LOCK_NAME for entry in path.iterdir()):
+        raise DatabaseError(path, "not a nearindex database (the directory exists and is not empty)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseError(path, f"cannot create database directory ({error.strerror})") from error

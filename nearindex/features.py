@@ -1,0 +1,133 @@
+"""Descriptors: blurred, normalised low-resolution grayscale vectors.
+
+An image becomes two things (both pure functions of its grayscale pixels):
+
+* a *thumbnail*: the image downscaled with ``INTER_AREA`` to ``thumb_side`` on
+  its long side (aspect kept) and blurred there with a Gaussian whose sigma is
+  ``blur_fraction`` of that side; the rescorer slides these over each other;
+* a *descriptor*: the thumbnail resized to a ``grid`` x ``grid`` square, minus
+  its mean, divided by its L2 norm, so that the inner product of two
+  descriptors is the Pearson correlation of their grids.
+
+Downscaling before blurring keeps the cost independent of the photo's size;
+the blur's sigma is proportional to the size either way, so the result is the
+same up to resampling error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .settings import DEFAULT_SETTINGS, Settings
+
+FloatArray = npt.NDArray[np.float32]
+ByteArray = npt.NDArray[np.uint8]
+
+#: Standard deviation (on a 0..1 scale) under which a thumbnail counts as flat.
+FLAT_STD = 2e-3
+
+
+@dataclass(frozen=True)
+class Description:
+    """What nearindex keeps of one image's pixels.
+
+    Attributes:
+        descriptor: float32 vector of length grid**2; zero-mean and unit-norm,
+            or all zeros for a flat image (so it correlates 0 with everything).
+        thumbnail: uint8 blurred grayscale thumbnail, contrast-stretched to 0..255.
+        flat: True when the image has no usable structure (a single colour).
+    """
+
+    descriptor: FloatArray
+    thumbnail: ByteArray
+    flat: bool
+
+
+def blur_thumbnail(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SETTINGS) -> FloatArray:
+    """Downscale a grayscale image and blur it in proportion to its size.
+
+    Args:
+        gray: 2-D grayscale image, values 0..1.
+        settings: Supplies ``thumb_side`` and ``blur_fraction``.
+
+    Returns:
+        float32 image with long side ``thumb_side`` (never less than 1 px wide).
+
+    Raises:
+        ValueError: If ``gray`` is not a non-empty 2-D array.
+    """
+    if gray.ndim != 2 or gray.size == 0:
+        raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
+    height, width = gray.shape
+    ratio = settings.thumb_side / max(height, width)
+    size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(gray.astype(np.float32, copy=False), size, interpolation=interpolation)
+    sigma = settings.blur_fraction * settings.thumb_side
+    return np.asarray(cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
+
+
+def normalise(vector: npt.NDArray[np.floating]) -> FloatArray:
+    """Subtract the mean and divide by the L2 norm; a constant vector becomes zeros.
+
+    Args:
+        vector: Any 1-D numeric array.
+
+    Returns:
+        float32 copy with mean 0 and norm 1, or all zeros when it has no spread.
+    """
+    centred = np.asarray(vector, np.float64) - float(np.mean(vector))
+    norm = float(np.linalg.norm(centred))
+    if norm < 1e-9 * max(1.0, centred.size):
+        return np.zeros(centred.shape, np.float32)
+    return (centred / norm).astype(np.float32)
+
+
+def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatArray:
+    """Resize a blurred thumbnail to a grid x grid square and normalise it.
+
+    Args:
+        thumbnail: 2-D blurred grayscale image.
+        grid: Side of the square grid, in cells.
+
+    Returns:
+        float32 vector of length grid**2 (zeros for a flat thumbnail).
+    """
+    thumb = thumbnail.astype(np.float32, copy=False)
+    interpolation = cv2.INTER_AREA if min(thumb.shape) >= grid else cv2.INTER_LINEAR
+    cells = cv2.resize(thumb, (grid, grid), interpolation=interpolation)
+    return normalise(cells.ravel())
+
+
+def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:
+    """Stretch a thumbnail's range to 0..255 and store it as uint8.
+
+    The rescorer's correlation ignores brightness and contrast, so stretching
+    spends all 8 bits on the image's own range.
+    """
+    low, high = float(thumbnail.min()), float(thumbnail.max())
+    if high - low < 1e-12:
+        return np.zeros(thumbnail.shape, np.uint8)
+    stretched = (thumbnail - low) * (255.0 / (high - low))
+    return np.asarray(np.rint(stretched), np.uint8)
+
+
+def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
+    """Compute the descriptor and rescore thumbnail of a grayscale image.
+
+    Args:
+        gray: 2-D grayscale image, values 0..1 (any size >= 1x1).
+        settings: Grid, thumbnail and blur parameters.
+
+    Returns:
+        The image's Description; ``flat`` is set when the blurred image has
+        (almost) no variation, and then the descriptor is all zeros.
+    """
+    thumb = blur_thumbnail(gray, settings=settings)
+    flat = float(np.std(thumb)) < FLAT_STD
+    descriptor = np.zeros(settings.dimension, np.float32) if flat else descriptor_from_thumbnail(thumb, grid=settings.grid)
+    return Description(descriptor=descriptor, thumbnail=quantise_thumbnail(thumb), flat=flat or not descriptor.any())

@@ -1,0 +1,126 @@
+"""Walking the paths given to ``add``/``sync``: which files may be images.
+
+Only regular files are yielded; directories are followed recursively
+(symlinked ones too, each real directory once, so a symlink loop ends);
+everything else is either skipped or reported, never opened.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import Failed
+from .images import IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file found by the walk.
+
+    Attributes:
+        path: Absolute path (not resolved through symlinks).
+        size: Bytes.
+        mtime_ns: Modification time, nanoseconds.
+        must_be_image: Named explicitly or has an image suffix: if it is not
+            an image, that is reported rather than silently skipped.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    must_be_image: bool
+
+
+def has_image_suffix(path: str) -> bool:
+    """True when the file name ends in a known image suffix."""
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def display_path(path: str) -> str:
+    """A path as text that can be printed and stored (undecodable bytes escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:
+    """Yield the regular files under each path, and the problems met.
+
+    Args:
+        paths: Files or directories, as given by the user.
+
+    Yields:
+        FoundFile for each regular file; Failed for a missing top-level
+        path, an unreadable directory, a file name that is not UTF-8, or a
+        broken link / non-regular file that looks like an image.
+    """
+    visited: set[tuple[int, int]] = set()
+    for given in paths:
+        path = os.path.abspath(given)
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            yield Failed(display_path(path), _stat_reason(path, error))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk_directory(path, info, visited)
+        else:
+            yield _classify(path, info, explicit=True)
+
+
+def _walk_directory(path: str, info: os.stat_result, visited: set[tuple[int, int]]) -> Iterator[FoundFile | Failed]:
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        return
+    visited.add(key)
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as error:
+        yield Failed(display_path(path), f"cannot list directory ({error.strerror})")
+        return
+    for entry in entries:
+        yield from _walk_entry(entry, visited)
+
+
+def _walk_entry(entry: os.DirEntry[str], visited: set[tuple[int, int]]) -> Iterator[FoundFile | Failed]:
+    try:
+        info = entry.stat(follow_symlinks=True)
+    except OSError as error:
+        if has_image_suffix(entry.path):
+            yield Failed(display_path(entry.path), _stat_reason(entry.path, error))
+        return
+    if stat.S_ISDIR(info.st_mode):
+        yield from _walk_directory(entry.path, info, visited)
+        return
+    found = _classify(entry.path, info, explicit=False)
+    if isinstance(found, FoundFile) or has_image_suffix(entry.path):
+        yield found
+
+
+def _classify(path: str, info: os.stat_result, *, explicit: bool) -> FoundFile | Failed:
+    if not stat.S_ISREG(info.st_mode):
+        return Failed(display_path(path), f"not a regular file ({_kind(info.st_mode)})")
+    if display_path(path) != path:
+        return Failed(display_path(path), "file name is not valid UTF-8")
+    return FoundFile(path, info.st_size, info.st_mtime_ns, explicit or has_image_suffix(path))
+
+
+def _stat_reason(path: str, error: OSError) -> str:
+    if os.path.islink(path) and isinstance(error, FileNotFoundError):
+        return "broken symlink"
+    if error.errno == 40:  # ELOOP
+        return "symlink loop"
+    if isinstance(error, FileNotFoundError):
+        return "no such file or directory"
+    return (error.strerror or str(error)).lower()
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"

@@ -1,0 +1,248 @@
+"""Incremental ingest: ``add``, ``sync`` and ``remove``.
+
+A pipeline of three stages (the shape of clip-retrieval's reader -> mapper ->
+writer): the *walk* lists regular files and compares their size and mtime
+with the catalog, so an unchanged file costs one ``stat``; the *describe*
+stage hashes new and changed files and decodes only contents it has not seen;
+the *write* stage commits batches to the database, so an interrupted run keeps
+everything committed and the next run continues from there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .catalog import Batch, FailureRecord, FileRecord, NewContent
+from .database import Database
+from .errors import Failed
+from .filetree import FoundFile, walk
+from .images import sniff_format
+from .intake import FileDescription
+from .progress import NoProgress, Progress
+from .workers import describe_files
+
+#: Fewer files than this are described in-process when workers are automatic.
+SMALL_JOB_FILES = 16
+#: A batch is committed after this many items ...
+BATCH_ITEMS = 256
+#: ... or after this many seconds, whichever comes first.
+BATCH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ``add``, ``sync`` or ``remove`` run did.
+
+    Attributes:
+        added: Paths stored for the first time.
+        updated: Stored paths whose file changed and was read again.
+        unchanged: Stored paths skipped because size and mtime were the same.
+        moved: New paths whose content was stored under a path that is gone.
+        removed: Paths forgotten (sync: gone from disk; remove: asked for).
+        failed: Files that could not be used, with the reason.
+    """
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: tuple[Failed, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """The counts as a dict (failed as a number)."""
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "moved": self.moved, "removed": self.removed, "failed": len(self.failed),
+        }  # fmt: skip
+
+
+@dataclass
+class _Tally:
+    """Running counts while a run goes on."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(["added", "updated", "unchanged", "moved", "removed"], 0))
+    failed: list[Failed] = field(default_factory=list)
+
+    def report(self) -> IngestReport:
+        return IngestReport(**self.counts, failed=tuple(self.failed))
+
+
+def add(
+    database: Database, paths: Iterable[str | os.PathLike[str]], *,
+    forget_missing: bool = False, workers: int | None = None, progress: Progress | None = None,
+) -> IngestReport:  # fmt: skip
+    """Store new and changed images under ``paths``; skip unchanged ones.
+
+    Args:
+        database: A writable database.
+        paths: Files and folders (searched recursively; images by content).
+        forget_missing: Also forget stored paths under ``paths`` that no
+            longer exist (this is ``sync``).
+        workers: Worker processes for decoding; 0 decodes in this process;
+            None picks one per core, or none for a handful of files (starting
+            workers costs more than it saves there).
+        progress: Receives progress over the files to read.
+
+    Returns:
+        The run's counts and failures. A missing path or a bad file is a
+        failure in the report, never an exception.
+    """
+    given = [os.fspath(p) for p in paths]
+    tally, progress = _Tally(), progress or NoProgress()
+    run_id = database.record_run_start("sync" if forget_missing else "add")
+    try:
+        seen, to_read = _plan(database, given, tally)
+        writer = _Writer(database, tally)
+        progress.start(len(to_read), "describing")
+        try:
+            known = frozenset(database.known_hashes())
+            pool_size = choose_workers(workers, len(to_read))
+            for result in describe_files(to_read, settings=database.settings, known_hashes=known, workers=pool_size):
+                writer.take(result)
+                progress.advance()
+        finally:
+            progress.finish()
+            writer.flush()
+        if forget_missing:
+            _forget_missing(database, given, seen, tally)
+        database.save_index()
+    finally:
+        database.record_run_end(run_id, {**tally.counts, "failed": len(tally.failed)})
+    return tally.report()
+
+
+def choose_workers(requested: int | None, files: int) -> int:
+    """Worker processes to use for ``files`` files (see ``add``)."""
+    if requested is not None:
+        return max(0, requested)
+    return 0 if files < SMALL_JOB_FILES else os.cpu_count() or 1
+
+
+def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> IngestReport:
+    """Forget stored paths equal to or under each of ``paths``.
+
+    The files themselves are not touched and need not exist.
+    """
+    tally = _Tally()
+    forgotten: set[str] = set()
+    for given in paths:
+        matches = database.paths_under(os.path.abspath(os.fspath(given)))
+        if not matches:
+            tally.failed.append(Failed(os.fspath(given), "not in the database"))
+        forgotten.update(matches)
+    if forgotten:
+        database.write(Batch(removals=sorted(forgotten)))
+        database.save_index()
+    tally.counts["removed"] = len(forgotten)
+    return tally.report()
+
+
+def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str], list[str]]:
+    """Walk the paths: count unchanged files, list the ones to read."""
+    states = database.file_states()
+    seen: set[str] = set()
+    to_read: list[str] = []
+    for found in walk(given):
+        if isinstance(found, Failed):
+            tally.failed.append(found)
+            continue
+        seen.add(found.path)
+        state = states.get(found.path)
+        if state is not None and (state.size, state.mtime_ns) == (found.size, found.mtime_ns):
+            tally.counts["unchanged"] += 1
+        elif state is not None or found.must_be_image or _looks_like_image(found):
+            to_read.append(found.path)
+    return seen, to_read
+
+
+def _looks_like_image(found: FoundFile) -> bool:
+    try:
+        with open(found.path, "rb") as handle:
+            return sniff_format(handle.read(32)) is not None
+    except OSError:
+        return False
+
+
+def _forget_missing(database: Database, given: list[str], seen: set[str], tally: _Tally) -> None:
+    stored = {p for g in given for p in database.paths_under(os.path.abspath(g))}
+    gone = sorted(stored - seen)
+    if gone:
+        database.write(Batch(removals=gone))
+        tally.counts["removed"] += len(gone)
+
+
+class _Writer:
+    """Turns described files into catalog batches and commits them."""
+
+    def __init__(self, database: Database, tally: _Tally) -> None:
+        self._database = database
+        self._tally = tally
+        self._states = database.file_states()
+        self._batch = Batch()
+        self._pending: list[tuple[str, str]] = []
+        self._last_commit = time.monotonic()
+
+    def take(self, result: FileDescription | Failed) -> None:
+        """Queue one file's outcome; commit when the batch is full or old."""
+        if isinstance(result, Failed):
+            self._take_failure(result)
+        else:
+            self._take_description(result)
+        if len(self._batch) >= BATCH_ITEMS or time.monotonic() - self._last_commit > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the queued batch (if any) and count it as done."""
+        if len(self._batch):
+            self._database.write(self._batch)
+            for kind, _path in self._pending:
+                self._tally.counts[kind] += 1
+        self._batch, self._pending = Batch(), []
+        self._last_commit = time.monotonic()
+
+    def _take_failure(self, failure: Failed) -> None:
+        self._tally.failed.append(failure)
+        size, mtime = _stat_or_none(failure.path)
+        self._batch.failures.append(FailureRecord(failure.path, failure.reason, size, mtime))
+        if failure.path in self._states:
+            # The stored description no longer matches the file: forget it.
+            self._batch.removals.append(failure.path)
+
+    def _take_description(self, result: FileDescription) -> None:
+        kind = "updated" if result.path in self._states else "added"
+        if result.description is None:
+            kind = self._take_known_content(result, kind)
+        else:
+            self._batch.contents.append(_new_content(result))
+        self._batch.files.append(FileRecord(result.path, result.size, result.mtime_ns, result.content_hash))
+        self._pending.append((kind, result.path))
+
+    def _take_known_content(self, result: FileDescription, kind: str) -> str:
+        """A copy or a move: reuse the stored content; drop paths that are gone."""
+        gone = [p for p in self._database.paths_with_hash(result.content_hash) if p != result.path and not os.path.lexists(p)]
+        self._batch.removals.extend(gone)
+        return "moved" if gone and kind == "added" else kind
+
+
+def _new_content(result: FileDescription) -> NewContent:
+    description = result.description
+    assert description is not None
+    thumb = description.thumbnail
+    return NewContent(
+        content_hash=result.content_hash, width=result.width, height=result.height, flat=description.flat,
+        descriptor=description.descriptor.tobytes(), thumbnail=thumb.tobytes(),
+        thumb_width=int(thumb.shape[1]), thumb_height=int(thumb.shape[0]),
+    )  # fmt: skip
+
+
+def _stat_or_none(path: str) -> tuple[int | None, int | None]:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None, None
+    return info.st_size, info.st_mtime_ns
+

@@ -1,0 +1,107 @@
+"""One file in, its content hash and description out.
+
+This is the unit of work the ingest pool runs in worker processes: read the
+bytes once, hash them, and decode only when the hash is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Container
+from dataclasses import dataclass
+
+from .errors import UnreadableFileError
+from .features import Description, describe
+from .images import decode_grayscale, read_file_bytes, read_header_size, sniff_format
+from .settings import DEFAULT_SETTINGS, Settings
+
+#: Bytes of BLAKE2b digest identifying a content (collisions are negligible).
+HASH_BYTES = 16
+
+
+@dataclass(frozen=True)
+class FileDescription:
+    """A file's identity and, when its content was new, its description.
+
+    Attributes:
+        path: The file, as given.
+        size: Bytes, as seen when read.
+        mtime_ns: Modification time in nanoseconds, as seen when read.
+        content_hash: BLAKE2b-128 of the bytes.
+        width: Pixels (0 when the content was already known and not decoded).
+        height: Pixels (0 likewise).
+        description: Descriptor and thumbnail, or None when the hash was known.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: bytes
+    width: int
+    height: int
+    description: Description | None
+
+
+def hash_content(data: bytes) -> bytes:
+    """The content hash nearindex uses to recognise copies and moves."""
+    return hashlib.blake2b(data, digest_size=HASH_BYTES).digest()
+
+
+def describe_file(
+    path: str, *, settings: Settings = DEFAULT_SETTINGS, known_hashes: Container[bytes] = frozenset()
+) -> FileDescription:
+    """Read, hash and (if new) decode and describe one file.
+
+    Args:
+        path: A regular file.
+        settings: Descriptor parameters and the pixel limit.
+        known_hashes: Hashes whose description is already stored; such a
+            file is hashed but not decoded.
+
+    Returns:
+        The file's FileDescription.
+
+    Raises:
+        ImageError: If the file cannot be read or is not a usable image.
+    """
+    data = read_file_bytes(path)
+    stat = stat_after_read(path, len(data))
+    digest = hash_content(data)
+    if digest in known_hashes:
+        return FileDescription(path, len(data), stat.st_mtime_ns, digest, 0, 0, None)
+    gray = decode_grayscale(data, source=path, max_pixels=settings.max_pixels, min_long_side=2 * settings.thumb_side)
+    width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
+    description = describe(gray, settings=settings)
+    return FileDescription(path, len(data), stat.st_mtime_ns, digest, width, height, description)
+
+
+def stat_after_read(path: str, size: int) -> os.stat_result:
+    """Stat a file just read, refusing one that changed or vanished meanwhile.
+
+    Raises:
+        UnreadableFileError: If the file is gone or its size is no longer ``size``.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise UnreadableFileError(path, f"vanished while being read ({error.strerror})") from error
+    if stat.st_size != size:
+        raise UnreadableFileError(path, "changed while being read")
+    return stat
+
+
+def image_size(data: bytes, *, decoded_shape: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of an image as displayed, from its header when known.
+
+    The decode may have been at reduced size, so the header's numbers are
+    preferred; they are swapped when the decoder turned the image (EXIF).
+    """
+    fmt = sniff_format(data[:32])
+    header = read_header_size(data, fmt) if fmt else None
+    height, width = decoded_shape
+    if header is None:
+        return width, height
+    if (header[0] > header[1]) != (width > height) and header[0] != header[1] and width != height:
+        return header[1], header[0]
+    return header

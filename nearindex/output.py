@@ -1,0 +1,112 @@
+"""Rendering results for the terminal: aligned tables and JSON documents.
+
+Pure functions from result objects to text; the CLI decides where it goes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from .api import Info
+from .database import CheckReport
+from .errors import Failed
+from .ingest import IngestReport
+from .search import Comparison, DuplicateGroup, Match
+
+
+def to_json(document: dict[str, Any]) -> str:
+    """A JSON document, indented for people, parseable by tools."""
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, with a header line."""
+    cells = [list(headers)] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def failure_line(failure: Failed) -> str:
+    """The one-line stderr form of a failure: ``nearindex: PATH: reason``."""
+    return f"nearindex: {failure.path}: {failure.reason}"
+
+
+def ingest_summary(report: IngestReport) -> str:
+    """One line of counts: added / updated / unchanged / moved / removed / failed."""
+    return ", ".join(f"{count} {name}" for name, count in report.counts().items())
+
+
+def ingest_json(report: IngestReport) -> dict[str, Any]:
+    """An ingest report as a JSON-ready dict."""
+    return {**report.counts(), "failed": [{"path": f.path, "reason": f.reason} for f in report.failed]}
+
+
+def matches_text(matches: Sequence[Match]) -> str:
+    """Query results as a table (or a line saying there are none)."""
+    if not matches:
+        return "no similar images"
+    return table(["score", "coarse", "path"], [(m.score, m.coarse, m.path) for m in matches])
+
+
+def matches_json(query: str, matches: Sequence[Match]) -> dict[str, Any]:
+    """Query results as a JSON-ready dict."""
+    return {"query": query, "results": [asdict(m) for m in matches]}
+
+
+def comparison_text(result: Comparison) -> str:
+    """A comparison as labelled lines."""
+    verdict = "duplicate" if result.duplicate else "not a duplicate"
+    return f"score   {result.score:.3f}\ncoarse  {result.coarse:.3f}\nverdict {verdict}"
+
+
+def groups_text(groups: Sequence[DuplicateGroup]) -> str:
+    """Duplicate groups as blocks: a header line, then the paths indented."""
+    if not groups:
+        return "no duplicate groups"
+    blocks = [f"group {n}: {len(g.paths)} images, score {g.score:.3f}\n" + "\n".join(f"  {p}" for p in g.paths) for n, g in enumerate(groups, 1)]
+    return "\n".join(blocks)
+
+
+def groups_json(groups: Sequence[DuplicateGroup]) -> dict[str, Any]:
+    """Duplicate groups as a JSON-ready dict."""
+    return {"groups": [{"paths": list(g.paths), "score": g.score} for g in groups]}
+
+
+def info_text(info: Info) -> str:
+    """Database info as labelled lines."""
+    rows = [
+        ("database", info.directory), ("images", info.images), ("contents", info.contents),
+        ("flat", info.flat), ("failed", info.failed), ("vectors", info.vectors), ("index", info.index_kind),
+        ("generation", info.generation), ("schema", info.schema), ("catalog bytes", info.catalog_bytes),
+        ("index bytes", info.index_bytes), ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
+    ]  # fmt: skip
+    return "\n".join(f"{name:<14}{value}" for name, value in rows)
+
+
+def info_json(info: Info) -> dict[str, Any]:
+    """Database info as a JSON-ready dict."""
+    document = asdict(info)
+    document["failures"] = [{"path": f.path, "reason": f.reason} for f in info.failures]
+    return document
+
+
+def check_text(report: CheckReport) -> str:
+    """A check report as lines."""
+    if not report.problems:
+        return "ok: catalog and index agree"
+    lines = [f"problem: {p}" for p in report.problems]
+    lines.append("repaired: index rebuilt from the catalog" if report.repaired else "run 'nearindex check --repair' to rebuild")
+    return "\n".join(lines)
+
+
+def check_json(report: CheckReport) -> dict[str, Any]:
+    """A check report as a JSON-ready dict."""
+    return {"ok": report.ok, "problems": list(report.problems), "repaired": report.repaired}

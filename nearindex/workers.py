@@ -1,0 +1,118 @@
+"""Describing many files in worker processes.
+
+Decoding is CPU-bound and a hostile file can crash or stall a decoder, so
+files are described in a pool of ``spawn``-ed processes (``fork`` would copy
+FAISS's and OpenCV's threads into a half-initialised child). At most a few
+files per worker are in flight at once, which bounds memory and tells which
+files were in flight when a worker died: those are retried one at a time, and
+the file that kills a worker on its own is reported as that file's failure.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from .errors import Failed, ImageError
+from .intake import FileDescription, describe_file
+from .settings import Settings
+
+#: Files in flight per worker process.
+IN_FLIGHT_PER_WORKER = 4
+
+_worker_settings: Settings | None = None
+_worker_known: frozenset[bytes] = frozenset()
+
+
+def describe_safely(path: str, settings: Settings, known: frozenset[bytes]) -> FileDescription | Failed:
+    """Describe one file, turning every error into a Failed item."""
+    try:
+        return describe_file(path, settings=settings, known_hashes=known)
+    except ImageError as error:
+        return Failed(error.subject, error.reason)
+    except MemoryError:
+        return Failed(path, "out of memory while decoding")
+    except Exception as error:  # a decoder bug must not end the batch
+        return Failed(path, f"unexpected error ({type(error).__name__}: {error})")
+
+
+def describe_files(
+    paths: Iterable[str], *, settings: Settings, known_hashes: frozenset[bytes], workers: int
+) -> Iterator[FileDescription | Failed]:
+    """Describe files, in worker processes when ``workers`` > 0.
+
+    Args:
+        paths: Regular files to describe.
+        settings: Descriptor parameters.
+        known_hashes: Contents already stored (hashed, not decoded).
+        workers: Worker processes; 0 describes in this process.
+
+    Yields:
+        One FileDescription or Failed per path, in completion order.
+    """
+    if workers <= 0:
+        for path in paths:
+            yield describe_safely(path, settings, known_hashes)
+        return
+    yield from _describe_in_pool(iter(paths), settings, known_hashes, workers)
+
+
+def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
+    global _worker_settings, _worker_known
+    _worker_settings, _worker_known = settings, known
+
+
+def _describe_in_worker(path: str) -> FileDescription | Failed:
+    assert _worker_settings is not None
+    return describe_safely(path, _worker_settings, _worker_known)
+
+
+def _new_pool(settings: Settings, known: frozenset[bytes], workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_initialise, initargs=(settings, known))
+
+
+def _describe_in_pool(
+    paths: Iterator[str], settings: Settings, known: frozenset[bytes], workers: int
+) -> Iterator[FileDescription | Failed]:
+    pool = _new_pool(settings, known, workers)
+    in_flight: dict[Future[FileDescription | Failed], str] = {}
+    try:
+        while True:
+            _fill(pool, paths, in_flight, workers * IN_FLIGHT_PER_WORKER)
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            try:
+                for future in done:
+                    result = future.result()
+                    del in_flight[future]
+                    yield result
+            except BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                suspects = list(in_flight.values())
+                in_flight.clear()
+                yield from _isolate(suspects, settings, known)
+                pool = _new_pool(settings, known, workers)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _fill(pool: ProcessPoolExecutor, paths: Iterator[str], in_flight: dict[Future[FileDescription | Failed], str], limit: int) -> None:
+    while len(in_flight) < limit:
+        path = next(paths, None)
+        if path is None:
+            return
+        in_flight[pool.submit(_describe_in_worker, path)] = path
+
+
+def _isolate(paths: list[str], settings: Settings, known: frozenset[bytes]) -> Iterator[FileDescription | Failed]:
+    """Describe each suspect alone; the one that kills its worker fails."""
+    for path in paths:
+        with _new_pool(settings, known, 1) as pool:
+            try:
+                yield pool.submit(_describe_in_worker, path).result()
+            except BrokenProcessPool:
+                yield Failed(path, "decoder crashed (worker process died)")

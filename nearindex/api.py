@@ -124,13 +124,14 @@ class NearIndex:
         self.close()
 
 
-def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False) -> NearIndex:  # noqa: A001 - mirrors builtins.open on purpose
-    """Open a database directory, creating it unless ``read_only``.
+def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: bool = True) -> NearIndex:  # noqa: A001
+    """Open a database directory, creating it if needed (unless told not to).
 
     Args:
         path: The database directory (default ``./nearindex-db``).
         read_only: Do not create, and do not take the writer lock (query,
             duplicates, info and check still work; add/sync/remove raise).
+        create: Create the database when missing (ignored when ``read_only``).
 
     Returns:
         The open NearIndex; use it as a context manager or call ``close``.
@@ -139,4 +140,4 @@ def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False) -> NearI
         DatabaseError: If the path is not (and cannot become) a database.
         SchemaTooNewError: If a newer nearindex wrote it.
     """
-    return NearIndex(Database.open(path, writable=not read_only))
+    return NearIndex(Database.open(path, writable=not read_only, create=create and not read_only))

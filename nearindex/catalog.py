@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -164,12 +165,13 @@ class Catalog:
 
     def paths_under(self, prefix: str) -> list[str]:
         """Stored paths equal to ``prefix`` or inside the folder ``prefix``."""
-        folder = prefix.rstrip("/") + "/"
         with Session(self.engine) as session:
-            query = select(File.path).where(
-                (File.path == prefix) | ((File.path >= folder) & (File.path < folder[:-1] + "0"))
-            )
-            return sorted(session.scalars(query))
+            return sorted(session.scalars(select(File.path).where(_under(File.path, prefix))))
+
+    def failed_paths_under(self, prefix: str) -> list[str]:
+        """Paths with a failure record equal to ``prefix`` or inside it."""
+        with Session(self.engine) as session:
+            return sorted(session.scalars(select(Failure.path).where(_under(Failure.path, prefix))))
 
     def paths_with_hash(self, content_hash: bytes) -> list[str]:
         """Stored paths holding the content with this hash."""
@@ -251,6 +253,16 @@ class Catalog:
         """Record the end of an ingest run with its counts."""
         with Session(self.engine) as session, session.begin():
             session.execute(update(IngestRun).where(IngestRun.id == run_id).values(finished_at=utc_now(), **counts))
+
+
+def _under(column: Any, prefix: str) -> Any:
+    """SQL condition: ``column`` is ``prefix`` or a path inside that folder.
+
+    A range on the text ("prefix/" <= path < "prefix0", since "0" follows "/")
+    uses the unique index, unlike LIKE, and needs no escaping.
+    """
+    folder = prefix.rstrip("/") + "/"
+    return (column == prefix) | ((column >= folder) & (column < folder[:-1] + "0"))
 
 
 def _content_query():  # type: ignore[no-untyped-def]

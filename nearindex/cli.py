@@ -6,6 +6,7 @@ stderr), 1 the command failed as a whole, 2 usage error, 130 interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
@@ -52,7 +54,7 @@ class BarProgress:
     def __init__(self) -> None:
         self._bar = RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True,
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True, console=Console(stderr=True),
         )  # fmt: skip
         self._task: Any = None
         self._started = 0.0
@@ -85,9 +87,9 @@ def _fail(error: NearIndexError) -> typer.Exit:
 
 
 @contextmanager
-def _opened(*, read_only: bool = False) -> Iterator[api.NearIndex]:
+def _opened(*, read_only: bool = False, create: bool = True) -> Iterator[api.NearIndex]:
     try:
-        with api.open(_State.database, read_only=read_only) as database:
+        with api.open(_State.database, read_only=read_only, create=create) as database:
             yield database
     except NearIndexError as error:
         raise _fail(error) from None
@@ -131,14 +133,14 @@ def sync(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonO
 @app.command()
 def remove(paths: Annotated[list[Path], typer.Argument(help="Stored files or folders to forget.")], json_output: JsonOption = False) -> None:
     """Forget stored images (the files are not touched)."""
-    with _opened() as database:
+    with _opened(create=False) as database:
         report = database.remove(*paths)
     _report_ingest(report, json_output, all_failed_is_error=True)
 
 
 def _all_missing(report: IngestReport, paths: list[Path]) -> bool:
     """True when every given path failed at the top level (nothing to do at all)."""
-    given = {str(p.absolute()) for p in paths}
+    given = {os.path.abspath(p) for p in paths}
     return bool(given) and given <= {f.path for f in report.failed}
 
 
@@ -191,7 +193,7 @@ def check(
     json_output: JsonOption = False,
 ) -> None:
     """Verify that the catalog and the vector index agree."""
-    with _opened(read_only=not repair) as database:
+    with _opened(read_only=not repair, create=False) as database:
         report = database.check(repair=repair)
     typer.echo(output.to_json(output.check_json(report)) if json_output else output.check_text(report))
     if not report.ok:

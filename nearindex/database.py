@@ -66,7 +66,7 @@ class Database:
 
     # -- opening and closing -------------------------------------------------
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], *, writable: bool = True) -> Database:
+    def open(cls, directory: str | os.PathLike[str], *, writable: bool = True, create: bool | None = None) -> Database:
         """Open (and, when writable, create) a database directory.
 
         Migrates the catalog to this code's schema, reads the settings the
@@ -77,13 +77,14 @@ class Database:
             directory: The database directory.
             writable: Take the single-writer lock; fails at once if another
                 process holds it.
+            create: Create a missing database (default: when writable).
 
         Raises:
             DatabaseError: If the directory is not a database (or cannot become one).
             SchemaTooNewError: If a newer nearindex wrote the catalog.
         """
         path = Path(directory)
-        _check_directory(path, create=writable)
+        _check_directory(path, create=writable if create is None else create)
         database: Database | None = None
         try:
             engine = create_catalog_engine(path / CATALOG_NAME)
@@ -146,6 +147,10 @@ class Database:
     def paths_under(self, prefix: str) -> list[str]:
         """Stored paths equal to or below ``prefix``."""
         return self._catalog.paths_under(prefix)
+
+    def failed_paths_under(self, prefix: str) -> list[str]:
+        """Paths with a failure record equal to or below ``prefix``."""
+        return self._catalog.failed_paths_under(prefix)
 
     def paths_of(self, content_ids: list[int]) -> dict[int, list[str]]:
         """Stored paths of each content id."""

@@ -81,7 +81,7 @@ def normalise(vector: npt.NDArray[np.floating]) -> FloatArray:
         float32 copy with mean 0 and norm 1, or all zeros when it has no spread.
     """
     centred = np.asarray(vector, np.float64) - float(np.mean(vector))
-    norm = float(np.linalg.norm(centred))
+    norm = float(np.sqrt((centred * centred).sum()))
     if norm < 1e-9 * max(1.0, centred.size):
         return np.zeros(centred.shape, np.float32)
     return (centred / norm).astype(np.float32)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import Failed
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, describe_os_error, irregular_file_reason
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:
         try:
             info = os.stat(path)
         except OSError as error:
-            yield Failed(display_path(path), _stat_reason(path, error))
+            yield Failed(display_path(path), describe_os_error(path, error))
             continue
         if stat.S_ISDIR(info.st_mode):
             yield from _walk_directory(path, info, visited)
@@ -88,7 +88,7 @@ def _walk_entry(entry: os.DirEntry[str], visited: set[tuple[int, int]]) -> Itera
         info = entry.stat(follow_symlinks=True)
     except OSError as error:
         if has_image_suffix(entry.path):
-            yield Failed(display_path(entry.path), _stat_reason(entry.path, error))
+            yield Failed(display_path(entry.path), describe_os_error(entry.path, error))
         return
     if stat.S_ISDIR(info.st_mode):
         yield from _walk_directory(entry.path, info, visited)
@@ -99,28 +99,9 @@ def _walk_entry(entry: os.DirEntry[str], visited: set[tuple[int, int]]) -> Itera
 
 
 def _classify(path: str, info: os.stat_result, *, explicit: bool) -> FoundFile | Failed:
-    if not stat.S_ISREG(info.st_mode):
-        return Failed(display_path(path), f"not a regular file ({_kind(info.st_mode)})")
+    problem = irregular_file_reason(info.st_mode)
+    if problem is not None:
+        return Failed(display_path(path), problem)
     if display_path(path) != path:
         return Failed(display_path(path), "file name is not valid UTF-8")
     return FoundFile(path, info.st_size, info.st_mtime_ns, explicit or has_image_suffix(path))
-
-
-def _stat_reason(path: str, error: OSError) -> str:
-    if os.path.islink(path) and isinstance(error, FileNotFoundError):
-        return "broken symlink"
-    if error.errno == 40:  # ELOOP
-        return "symlink loop"
-    if isinstance(error, FileNotFoundError):
-        return "no such file or directory"
-    return (error.strerror or str(error)).lower()
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "named pipe"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"

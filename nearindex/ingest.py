@@ -130,14 +130,15 @@ def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> Inges
     tally = _Tally()
     forgotten: set[str] = set()
     for given in paths:
-        matches = database.paths_under(os.path.abspath(os.fspath(given)))
+        absolute = os.path.abspath(os.fspath(given))
+        matches = database.paths_under(absolute) + database.failed_paths_under(absolute)
         if not matches:
-            tally.failed.append(Failed(os.fspath(given), "not in the database"))
+            tally.failed.append(Failed(absolute, "not in the database"))
         forgotten.update(matches)
     if forgotten:
         database.write(Batch(removals=sorted(forgotten)))
         database.save_index()
-    tally.counts["removed"] = len(forgotten)
+    tally.counts["removed"] = len(forgotten)  # failure records forgotten count too
     return tally.report()
 
 
@@ -168,10 +169,13 @@ def _looks_like_image(found: FoundFile) -> bool:
 
 
 def _forget_missing(database: Database, given: list[str], seen: set[str], tally: _Tally) -> None:
+    """Forget stored paths (and failure records) under ``given`` not seen by the walk."""
     stored = {p for g in given for p in database.paths_under(os.path.abspath(g))}
+    failed = {p for g in given for p in database.failed_paths_under(os.path.abspath(g))}
     gone = sorted(stored - seen)
-    if gone:
-        database.write(Batch(removals=gone))
+    stale_failures = sorted(failed - seen - {f.path for f in tally.failed} - stored)
+    if gone or stale_failures:
+        database.write(Batch(removals=gone + stale_failures))
         tally.counts["removed"] += len(gone)
 
 

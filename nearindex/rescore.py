@@ -1,17 +1,27 @@
-"""Rescoring: slide one blurred thumbnail over the other.
+"""Rescoring: align one blurred thumbnail on the other, then correlate.
 
 The vector index compares whole images cell by cell, so a crop or a shift
 costs it correlation. The rescorer recovers it: the central part of one
-thumbnail (a *template*) is matched with ``cv2.matchTemplate``
+thumbnail (a *template*) is slid with ``cv2.matchTemplate``
 (``TM_CCOEFF_NORMED``) over the other at a range of scales, in both
-directions, and the best normalised correlation is the score. Scales cover
-"the same framing" down to "the template image is a crop of about half the
-other's width", which is what a moderate crop, a caption band or a letterbox
-amounts to. Each direction costs ``SCALE_STEPS`` template matches on images
-of ``thumb_side`` pixels.
+directions. Scales cover "the same framing" down to "the template image is a
+crop of about half the other's width", which is what a moderate crop, a
+caption band or a letterbox amounts to.
+
+Alignment uses *band-pass* thumbnails (the blurred image minus a much more
+blurred one): smooth, unrelated images (gradients, skies, soft abstracts)
+correlate highly in plain blurred form, and taking the best of thousands of
+placements makes that worse. At the best placement the score is the mean of
+the band-pass and the plain correlation (band-pass alone would leave smooth
+images with no signal), mixed with the whole-image descriptor correlation.
+Measured on the public corpus (663 edited copies, 4,793 unrelated pairs),
+this raised the share of edited copies scoring above every unrelated pair
+from 0.27 (plain blurred matching) to 0.90.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,28 +35,66 @@ MIN_RELATIVE_SCALE = 0.55
 SCALE_STEPS = 9
 #: Templates smaller than this (pixels, either side) are not trusted.
 MIN_TEMPLATE_SIDE = 12
+#: Sigma of the blur subtracted for the band-pass image, as a fraction of the long side.
+BANDPASS_FRACTION = 0.06
+#: Weight of the band-pass correlation against the plain one at the best placement.
+BANDPASS_WEIGHT = 0.5
+#: Weight of the whole-image descriptor correlation in the final score.
+COARSE_WEIGHT = 0.2
+
+Image = npt.NDArray[np.float32]
 
 
-def rescore(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8]) -> float:
-    """Score how well two thumbnails match allowing shift, crop and scale.
+@dataclass(frozen=True)
+class Prepared:
+    """A thumbnail ready for rescoring: plain and band-pass float versions."""
+
+    plain: Image
+    bandpass: Image
+
+    @property
+    def usable(self) -> bool:
+        """False for a flat thumbnail (nothing to align)."""
+        return float(self.bandpass.std()) > 1e-6 and float(self.plain.std()) > 1e-6
+
+
+def prepare(thumbnail: npt.NDArray[np.uint8] | Image) -> Prepared:
+    """Compute the float and band-pass versions of a thumbnail once.
 
     Args:
-        first: 2-D blurred grayscale thumbnail (uint8 or float).
-        second: The other thumbnail.
+        thumbnail: 2-D blurred grayscale thumbnail (uint8 or float).
 
     Returns:
-        Best ``TM_CCOEFF_NORMED`` correlation over positions, scales and both
-        directions, clipped to 0..1; 0 when either image is flat.
+        The Prepared pair, reusable against many other thumbnails.
     """
-    a = first.astype(np.float32, copy=False)
-    b = second.astype(np.float32, copy=False)
-    if float(a.std()) < 1e-6 or float(b.std()) < 1e-6:
+    plain = thumbnail.astype(np.float32)
+    sigma = BANDPASS_FRACTION * max(plain.shape)
+    background = cv2.GaussianBlur(plain, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return Prepared(plain=plain, bandpass=plain - background)
+
+
+def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> float:
+    """Score how well two prepared thumbnails match, allowing shift, crop and scale.
+
+    Args:
+        first: One image, from ``prepare``.
+        second: The other image.
+        coarse: Inner product of the two descriptors (-1..1).
+
+    Returns:
+        A score in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
+        max(coarse, 0)`` where ``aligned`` is the best, over both directions,
+        of the mixed band-pass/plain correlation at the best placement;
+        0 when either image is flat.
+    """
+    if not (first.usable and second.usable):
         return 0.0
-    best = max(match_template_into(a, b), match_template_into(b, a))
-    return float(np.clip(best, 0.0, 1.0))
+    aligned = max(align_into(first, second), align_into(second, first))
+    score = (1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT * max(coarse, 0.0)
+    return float(np.clip(score, 0.0, 1.0))
 
 
-def template_scales(source: tuple[int, int], target: tuple[int, int]) -> list[float]:
+def template_scales(source: tuple[int, ...], target: tuple[int, ...]) -> list[float]:
     """Scales at which the central part of ``source`` is resized to search ``target``.
 
     Args:
@@ -63,34 +111,56 @@ def template_scales(source: tuple[int, int], target: tuple[int, int]) -> list[fl
     return [float(s) for s in np.geomspace(fit, low, SCALE_STEPS)]
 
 
-def central_template(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Cut the central ``TEMPLATE_FRACTION`` of an image (both sides)."""
+def central_part(image: Image) -> Image:
+    """The central ``TEMPLATE_FRACTION`` of an image (both sides)."""
     height, width = image.shape
-    dy = int(round(height * (1 - TEMPLATE_FRACTION) / 2))
-    dx = int(round(width * (1 - TEMPLATE_FRACTION) / 2))
+    dy = round(height * (1 - TEMPLATE_FRACTION) / 2)
+    dx = round(width * (1 - TEMPLATE_FRACTION) / 2)
     return image[dy : height - dy, dx : width - dx]
 
 
-def match_template_into(source: npt.NDArray[np.float32], target: npt.NDArray[np.float32]) -> float:
-    """Best correlation of ``source``'s central part over ``target`` at all scales.
+def align_into(source: Prepared, target: Prepared) -> float:
+    """Mixed correlation of ``source``'s central part at its best placement in ``target``.
 
-    Args:
-        source: Image the template is cut from.
-        target: Image searched.
+    The placement (scale and position) maximises the band-pass
+    ``TM_CCOEFF_NORMED``; the result mixes that with the plain correlation of
+    the same window.
 
     Returns:
-        The highest ``TM_CCOEFF_NORMED`` value found, or 0 when no scale gives
-        a usable template.
+        The mixed correlation (-1..1), or 0 when no scale gives a usable template.
     """
-    template = central_template(source)
-    best = 0.0
-    for scale in template_scales(source.shape, target.shape):
-        size = (round(template.shape[1] * scale), round(template.shape[0] * scale))
-        if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.shape[1] or size[1] > target.shape[0]:
+    band_template, plain_template = central_part(source.bandpass), central_part(source.plain)
+    best: tuple[float, float] | None = None
+    for scale in template_scales(source.plain.shape, target.plain.shape):
+        size = (round(band_template.shape[1] * scale), round(band_template.shape[0] * scale))
+        if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.plain.shape[1] or size[1] > target.plain.shape[0]:
             continue
-        resized = cv2.resize(template, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        if float(resized.std()) < 1e-6:
+        template = _resize(band_template, size, scale)
+        if float(template.std()) < 1e-6:
             continue
-        scores = cv2.matchTemplate(target, resized, cv2.TM_CCOEFF_NORMED)
-        best = max(best, float(np.nan_to_num(scores).max()))
-    return best
+        _, band, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target.bandpass, template, cv2.TM_CCOEFF_NORMED))
+        if best is None or band > best[0]:
+            window = target.plain[y : y + size[1], x : x + size[0]]
+            best = (band, correlation(_resize(plain_template, size, scale), window))
+    if best is None:
+        return 0.0
+    return BANDPASS_WEIGHT * best[0] + (1 - BANDPASS_WEIGHT) * best[1]
+
+
+def correlation(first: Image, second: Image) -> float:
+    """Pearson correlation of two equally shaped images (0 if either is flat).
+
+    Written with element-wise products, not BLAS: see the note in
+    ``nearindex/__init__.py`` on OpenBLAS threads.
+    """
+    a = first.astype(np.float64).ravel()
+    b = second.astype(np.float64).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denominator) if denominator > 1e-12 else 0.0
+
+
+def _resize(image: Image, size: tuple[int, int], scale: float) -> Image:
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(image, size, interpolation=interpolation), np.float32)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .catalog import StoredContent
 from .database import Database
 from .features import Description
 from .intake import FileDescription, describe_file
-from .rescore import rescore
+from .rescore import Prepared, prepare, rescore
 from .settings import DEFAULT_SETTINGS, Settings
 
 #: Neighbours per image looked at by ``find_duplicates``.
@@ -86,10 +85,15 @@ def describe_query(path: str | os.PathLike[str], settings: Settings = DEFAULT_SE
     return describe_file(os.fspath(path), settings=settings)
 
 
+def inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
+    """Inner product of two descriptors (their Pearson correlation), without BLAS."""
+    return float((first.astype(np.float64) * second).sum())
+
+
 def compare_descriptions(first: Description, second: Description) -> tuple[float, float]:
     """(score, coarse) of two described images."""
-    coarse = float(np.dot(first.descriptor, second.descriptor))
-    return rescore(first.thumbnail, second.thumbnail), coarse
+    coarse = inner_product(first.descriptor, second.descriptor)
+    return rescore(prepare(first.thumbnail), prepare(second.thumbnail), coarse=coarse), coarse
 
 
 def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, settings: Settings = DEFAULT_SETTINGS) -> Comparison:
@@ -153,8 +157,9 @@ def _rescore_candidates(database: Database, description: Description, count: int
     stored = database.stored_contents([i for i, _ in pairs])
     paths = database.paths_of([i for i, _ in pairs])
     matches = {}
+    prepared = prepare(description.thumbnail)
     for content_id, coarse_score in pairs:
-        score = rescore(description.thumbnail, database.thumbnail(stored[content_id]))
+        score = rescore(prepared, prepare(database.thumbnail(stored[content_id])), coarse=coarse_score)
         for path in paths.get(content_id, []):
             matches[path] = Match(path, score, coarse_score)
     return matches
@@ -176,11 +181,11 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
         Groups of two or more paths, largest first, then by score.
     """
     threshold = database.settings.duplicate_threshold if min_score is None else min_score
-    edges = _scored_edges(database, threshold)
+    scorer = _PairScorer(database)
+    edges = _scored_edges(database, scorer, threshold)
     groups = _union_groups(edges)
-    contents = database.stored_contents([cid for group in groups for cid in group])
-    paths = database.paths_of(list(contents))
-    result = [_make_group(group, edges, contents, paths, database) for group in groups]
+    paths = database.paths_of([cid for group in groups for cid in group])
+    result = [_make_group(sorted(group), edges, scorer, paths) for group in groups]
     grouped = {p for g in result for p in g.paths}
     for copies in database.exact_copy_groups():
         if not grouped.intersection(copies):
@@ -188,39 +193,50 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     return sorted(result, key=lambda g: (-len(g.paths), -g.score, g.paths))
 
 
-def _scored_edges(database: Database, threshold: float) -> dict[tuple[int, int], float]:
-    ids = database.index.ids()
-    edges: dict[tuple[int, int], float] = {}
+class _PairScorer:
+    """Rescores pairs of stored contents, preparing each thumbnail once."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._prepared: dict[int, Prepared] = {}
+        self._descriptors: dict[int, npt.NDArray[np.float32]] = {}
+
+    def load(self, content_ids: list[int]) -> None:
+        """Fetch and prepare the contents not seen yet."""
+        missing = [cid for cid in content_ids if cid not in self._prepared]
+        for cid, content in self._database.stored_contents(missing).items():
+            self._prepared[cid] = prepare(self._database.thumbnail(content))
+            self._descriptors[cid] = np.frombuffer(content.descriptor, np.float32)
+
+    def descriptors(self, content_ids: list[int]) -> npt.NDArray[np.float32]:
+        """The descriptors of loaded contents as one C-contiguous matrix."""
+        return np.ascontiguousarray(np.stack([self._descriptors[cid] for cid in content_ids]))
+
+    def score(self, first: int, second: int) -> float:
+        """Rescored score of two contents (loads them if needed)."""
+        self.load([first, second])
+        coarse = inner_product(self._descriptors[first], self._descriptors[second])
+        return rescore(self._prepared[first], self._prepared[second], coarse=coarse)
+
+
+def _scored_edges(database: Database, scorer: _PairScorer, threshold: float) -> dict[tuple[int, int], float]:
+    """Rescore each vector's near neighbours; keep pairs at or above threshold."""
+    ids = [int(i) for i in database.index.ids()]
+    scored: dict[tuple[int, int], float] = {}
     for start in range(0, len(ids), 1024):
-        chunk = [int(i) for i in ids[start : start + 1024]]
-        stored = database.stored_contents(chunk)
-        queries = np.stack([np.frombuffer(stored[i].descriptor, np.float32) for i in chunk])
-        coarse, neighbours = database.search(np.ascontiguousarray(queries), DUPLICATE_NEIGHBOURS + 1)
-        candidates = _candidate_pairs(chunk, coarse, neighbours, edges)
-        others = database.stored_contents([j for _, j in candidates])
-        for i, j in candidates:
-            score = rescore(database.thumbnail(stored[i]), database.thumbnail(others[j]))
-            if score >= threshold:
-                edges[(min(i, j), max(i, j))] = score
-            else:
-                edges.setdefault((min(i, j), max(i, j)), -1.0)
-    return {pair: score for pair, score in edges.items() if score >= 0}
-
-
-def _candidate_pairs(
-    chunk: list[int], coarse: npt.NDArray[np.float32], neighbours: npt.NDArray[np.int64], seen: dict[tuple[int, int], float]
-) -> list[tuple[int, int]]:
-    pairs = []
-    for row, i in enumerate(chunk):
-        for c, j in zip(coarse[row], neighbours[row], strict=True):
-            key = (min(i, int(j)), max(i, int(j)))
-            if j >= 0 and j != i and c >= DUPLICATE_MIN_COARSE and key not in seen:
-                pairs.append((i, int(j)))
-                seen[key] = -1.0
-    return pairs
+        chunk = ids[start : start + 1024]
+        scorer.load(chunk)
+        coarse, neighbours = database.search(scorer.descriptors(chunk), DUPLICATE_NEIGHBOURS + 1)
+        for row, first in enumerate(chunk):
+            for value, second in zip(coarse[row], neighbours[row], strict=True):
+                pair = (min(first, int(second)), max(first, int(second)))
+                if second >= 0 and second != first and value >= DUPLICATE_MIN_COARSE and pair not in scored:
+                    scored[pair] = scorer.score(*pair)
+    return {pair: score for pair, score in scored.items() if score >= threshold}
 
 
 def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
+    """Connected components of the pair graph (union-find with path halving)."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -229,8 +245,8 @@ def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
             x = parent[x]
         return x
 
-    for i, j in edges:
-        parent[find(i)] = find(j)
+    for first, second in edges:
+        parent[find(first)] = find(second)
     groups: dict[int, list[int]] = {}
     for node in parent:
         groups.setdefault(find(node), []).append(node)
@@ -238,14 +254,14 @@ def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
 
 
 def _make_group(
-    group: list[int], edges: dict[tuple[int, int], float], contents: dict[int, StoredContent],
-    paths: dict[int, list[str]], database: Database,
-) -> DuplicateGroup:  # fmt: skip
-    members = sorted(group)
+    members: list[int], edges: dict[tuple[int, int], float], scorer: _PairScorer, paths: dict[int, list[str]]
+) -> DuplicateGroup:
+    """A group's paths and its lowest pairwise score (every pair when small)."""
     if len(members) <= FULL_PAIRS_LIMIT:
-        thumbs = {cid: database.thumbnail(contents[cid]) for cid in members}
-        scores = [edges.get((a, b)) or rescore(thumbs[a], thumbs[b]) for n, a in enumerate(members) for b in members[n + 1 :]]
+        pairs = [(a, b) for n, a in enumerate(members) for b in members[n + 1 :]]
+        scores = [edges[pair] if pair in edges else scorer.score(*pair) for pair in pairs]
     else:
-        scores = [s for (a, b), s in edges.items() if a in group and b in group]
+        member_set = set(members)
+        scores = [score for (a, b), score in edges.items() if a in member_set and b in member_set]
     all_paths = tuple(sorted(p for cid in members for p in paths.get(cid, [])))
     return DuplicateGroup(all_paths, float(min(scores)))

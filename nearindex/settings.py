@@ -25,7 +25,10 @@ class Settings:
             (the motivating case blurred ~1000 px photos with sigma 21).
         max_pixels: Largest width*height accepted before decoding (bomb guard).
         duplicate_threshold: Rescored score at or above which two images are
-            called duplicates.
+            called duplicates. Calibrated on the public corpus's photos
+            (4,793 pairs of unrelated photos, 663 generated edits): at 0.70,
+            1 unrelated pair in 4,793 (0.02 %) reaches it (a drawn chessboard
+            against a photo of a chessboard) while 92 % of edited copies do.
         candidates: Minimum number of vector-index candidates a query rescores.
     """
 
@@ -33,7 +36,7 @@ class Settings:
     thumb_side: int = 128
     blur_fraction: float = 0.02
     max_pixels: int = 100_000_000
-    duplicate_threshold: float = 0.80
+    duplicate_threshold: float = 0.70
     candidates: int = 30
 
     @property

@@ -1,0 +1,94 @@
+"""Shared fixtures: generated image collections on disk and open databases.
+
+Everything is real: images are drawn by ``nearindex.synthetic`` with fixed
+seeds, encoded to files by OpenCV, and stored in a real SQLite catalog and a
+real FAISS index in a temporary directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import nearindex
+from nearindex import synthetic
+
+#: Edits applied to each edited original in the standard collection.
+EDIT_NAMES = ("crop90", "crop75", "half", "jpeg30", "caption", "border", "gamma", "shift")
+
+
+@dataclass
+class Collection:
+    """A generated folder of images.
+
+    Attributes:
+        root: The folder holding every image of the collection.
+        originals: Path of each original, by seed.
+        edits: For edited originals, edit name -> path of the edited copy.
+        unrelated: Images with no copy anywhere (other scenes and textures).
+    """
+
+    root: Path
+    originals: dict[int, Path] = field(default_factory=dict)
+    edits: dict[int, dict[str, Path]] = field(default_factory=dict)
+    unrelated: list[Path] = field(default_factory=list)
+
+    @property
+    def all_files(self) -> list[Path]:
+        """Every image file of the collection."""
+        return sorted(self.root.rglob("*.*"))
+
+
+def write_collection(root: Path, *, scenes: int = 8, edited: int = 3, textures: int = 3) -> Collection:
+    """Write ``scenes`` originals (the first ``edited`` with every edit) and textures."""
+    collection = Collection(root=root)
+    root.mkdir(parents=True, exist_ok=True)
+    for seed in range(scenes):
+        image = synthetic.make_scene(seed)
+        path = root / f"scene{seed:02d}.jpg"
+        synthetic.write_image(path, image)
+        collection.originals[seed] = path
+        if seed < edited:
+            collection.edits[seed] = {}
+            for name in EDIT_NAMES:
+                edit_path = root / "edits" / f"scene{seed:02d}-{name}.png"
+                edit_path.parent.mkdir(exist_ok=True)
+                synthetic.write_image(edit_path, synthetic.EDITS[name](image))
+                collection.edits[seed][name] = edit_path
+        else:
+            collection.unrelated.append(path)
+    for seed in range(textures):
+        path = root / f"texture{seed:02d}.png"
+        synthetic.write_image(path, synthetic.make_texture(1000 + seed))
+        collection.unrelated.append(path)
+    return collection
+
+
+@pytest.fixture
+def collection(tmp_path: Path) -> Collection:
+    """A fresh standard collection under ``tmp_path/images``."""
+    return write_collection(tmp_path / "images")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where a test's database directory goes (not created)."""
+    return tmp_path / "db"
+
+
+@pytest.fixture
+def database(db_path: Path) -> Iterator[nearindex.NearIndex]:
+    """An open, writable, empty database; closed after the test."""
+    with nearindex.open(db_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def filled(database: nearindex.NearIndex, collection: Collection) -> nearindex.NearIndex:
+    """The standard collection added to the database (in-process decoding)."""
+    report = database.add(collection.root, workers=0)
+    assert not report.failed
+    return database

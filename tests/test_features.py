@@ -1,0 +1,101 @@
+"""Descriptor properties: correlation by inner product, normalisation, flat images."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from nearindex import synthetic
+from nearindex.features import FLAT_STD, blur_thumbnail, describe, descriptor_from_thumbnail, normalise
+from nearindex.settings import DEFAULT_SETTINGS
+
+images = arrays(
+    np.float32,
+    st.tuples(st.integers(8, 80), st.integers(8, 80)),
+    elements=st.floats(0, 1, width=32),
+)
+
+
+def gray(bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+
+
+@settings(max_examples=60, deadline=None)
+@given(images, images)
+def test_inner_product_is_pearson_correlation_of_the_grids(first: np.ndarray, second: np.ndarray) -> None:
+    a, b = describe(first), describe(second)
+    if a.flat or b.flat:
+        return
+    grid = DEFAULT_SETTINGS.grid
+    cells_a = cv2.resize(blur_thumbnail(first), (grid, grid), interpolation=_interpolation(blur_thumbnail(first)))
+    cells_b = cv2.resize(blur_thumbnail(second), (grid, grid), interpolation=_interpolation(blur_thumbnail(second)))
+    pearson = np.corrcoef(cells_a.ravel().astype(np.float64), cells_b.ravel().astype(np.float64))[0, 1]
+    assert abs(float(np.dot(a.descriptor, b.descriptor)) - pearson) < 1e-4
+
+
+def _interpolation(thumb: np.ndarray) -> int:
+    return cv2.INTER_AREA if min(thumb.shape) >= DEFAULT_SETTINGS.grid else cv2.INTER_LINEAR
+
+
+@settings(max_examples=60, deadline=None)
+@given(images)
+def test_descriptor_is_zero_mean_unit_norm_float32_or_flat_zeros(image: np.ndarray) -> None:
+    result = describe(image)
+    assert result.descriptor.dtype == np.float32
+    assert result.descriptor.shape == (DEFAULT_SETTINGS.dimension,)
+    assert np.all(np.isfinite(result.descriptor))
+    if result.flat:
+        assert not result.descriptor.any()
+    else:
+        assert abs(float(result.descriptor.mean())) < 1e-5
+        assert abs(float(np.linalg.norm(result.descriptor)) - 1) < 1e-4
+
+
+def test_flat_image_is_flagged_and_correlates_with_nothing() -> None:
+    flat = describe(np.full((240, 320), 0.4, np.float32))
+    scene = describe(gray(synthetic.make_scene(1)))
+    assert flat.flat and not scene.flat
+    assert float(np.dot(flat.descriptor, scene.descriptor)) == 0.0
+    assert flat.thumbnail.dtype == np.uint8
+
+
+def test_noise_below_the_flat_threshold_still_counts_as_flat() -> None:
+    rng = np.random.default_rng(0)
+    faint = 0.5 + rng.normal(0, FLAT_STD / 10, (200, 300)).astype(np.float32)
+    assert describe(faint).flat
+
+
+def test_brightness_and_contrast_do_not_change_the_descriptor() -> None:
+    image = gray(synthetic.make_scene(3))
+    changed = np.clip(image * 0.6 + 0.2, 0, 1)
+    assert float(np.dot(describe(image).descriptor, describe(changed).descriptor)) > 0.999
+
+
+def test_blurring_after_downscaling_matches_blurring_at_full_size() -> None:
+    """The cheap order (downscale, then blur) gives the descriptor of the costly one."""
+    image = gray(synthetic.make_scene(5, width=1600, height=1200))
+    sigma = DEFAULT_SETTINGS.blur_fraction * max(image.shape)
+    full = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    costly = normalise(cv2.resize(full, (32, 32), interpolation=cv2.INTER_AREA).ravel())
+    assert float(np.dot(costly, describe(image).descriptor)) > 0.99
+
+
+def test_thumbnail_keeps_aspect_and_long_side() -> None:
+    thumb = blur_thumbnail(np.zeros((300, 1200), np.float32))
+    assert thumb.shape == (32, 128)
+    assert blur_thumbnail(np.zeros((10000, 1), np.float32)).shape == (128, 1)
+
+
+def test_edited_copy_correlates_more_than_any_unrelated_scene() -> None:
+    original = describe(gray(synthetic.make_scene(7))).descriptor
+    edited = describe(gray(synthetic.EDITS["jpeg30"](synthetic.make_scene(7)))).descriptor
+    others = [describe(gray(synthetic.make_scene(seed))).descriptor for seed in range(20, 30)]
+    assert float(np.dot(original, edited)) > max(float(np.dot(original, other)) for other in others)
+
+
+def test_descriptor_from_thumbnail_handles_thumbnails_smaller_than_the_grid() -> None:
+    vector = descriptor_from_thumbnail(np.arange(12, dtype=np.float32).reshape(3, 4), grid=32)
+    assert vector.shape == (1024,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-4

@@ -1,0 +1,178 @@
+"""Incremental ingest: add, re-run, change, copy, move, sync, remove, bad files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nearindex
+from nearindex import synthetic
+from nearindex.catalog import Catalog
+from nearindex.engine import create_catalog_engine
+
+from .conftest import Collection
+
+
+def generation(db_path: Path) -> int:
+    return Catalog(create_catalog_engine(db_path / "catalog.sqlite3")).generation()
+
+
+def test_add_stores_every_image_of_a_folder(filled: nearindex.NearIndex, collection: Collection) -> None:
+    info = filled.info()
+    assert info.images == len(collection.all_files)
+    assert info.vectors == info.contents == info.images
+    assert info.failed == 0
+
+
+def test_rerun_on_an_unchanged_tree_reads_nothing_and_changes_nothing(
+    filled: nearindex.NearIndex, collection: Collection, db_path: Path
+) -> None:
+    before = generation(db_path)
+    # Unreadable content would fail if it were read: proof that nothing is opened.
+    for path in collection.all_files:
+        os.chmod(path, 0)
+    try:
+        report = filled.add(collection.root, workers=0)
+    finally:
+        for path in collection.all_files:
+            os.chmod(path, 0o644)
+    assert report.counts() == {**dict.fromkeys(report.counts(), 0), "unchanged": len(collection.all_files)}
+    assert generation(db_path) == before
+
+
+def test_a_changed_file_is_described_again(filled: nearindex.NearIndex, collection: Collection) -> None:
+    target = collection.originals[5]
+    synthetic.write_image(target, synthetic.make_scene(500))
+    report = filled.add(collection.root, workers=0)
+    assert (report.updated, report.added) == (1, 0)
+    best = filled.query(target, k=1)[0]
+    assert best.path == str(target) and best.score == 1.0
+
+
+def test_an_exact_copy_is_stored_without_a_new_vector(filled: nearindex.NearIndex, collection: Collection) -> None:
+    vectors_before = filled.info().vectors
+    copy = collection.root / "copy-of-scene03.jpg"
+    shutil.copyfile(collection.originals[3], copy)
+    report = filled.add(copy, workers=0)
+    assert report.added == 1
+    info = filled.info()
+    assert info.vectors == vectors_before and info.images == len(collection.all_files)
+    paths = {m.path for m in filled.query(copy, k=5) if m.score == 1.0}
+    assert {str(copy), str(collection.originals[3])} <= paths
+
+
+def test_a_moved_file_is_recognised_by_its_content(filled: nearindex.NearIndex, collection: Collection) -> None:
+    old = collection.originals[4]
+    new = collection.root / "moved" / "scene04-renamed.jpg"
+    new.parent.mkdir()
+    os.replace(old, new)
+    report = filled.add(collection.root, workers=0)
+    assert (report.moved, report.added, report.removed) == (1, 0, 0)
+    stored = {m.path for m in filled.query(new, k=3)}
+    assert str(new) in stored and str(old) not in stored
+
+
+def test_sync_forgets_deleted_files_and_add_does_not(filled: nearindex.NearIndex, collection: Collection) -> None:
+    gone = collection.unrelated[0]
+    gone.unlink()
+    assert filled.add(collection.root, workers=0).removed == 0
+    assert filled.info().images == len(collection.all_files) + 1
+    report = filled.sync(collection.root, workers=0)
+    assert report.removed == 1
+    assert filled.info().images == len(collection.all_files)
+    assert all(m.path != str(gone) for m in filled.query(collection.originals[0], k=50))
+
+
+def test_remove_forgets_a_folder_and_its_vectors(filled: nearindex.NearIndex, collection: Collection) -> None:
+    report = filled.remove(collection.root / "edits")
+    edited = sum(len(e) for e in collection.edits.values())
+    assert report.removed == edited
+    info = filled.info()
+    assert info.images == len(collection.all_files) - edited
+    assert info.vectors == info.contents
+    assert filled.check().ok
+
+
+def test_remove_of_an_unknown_path_is_reported(filled: nearindex.NearIndex, tmp_path: Path) -> None:
+    report = filled.remove(tmp_path / "never-added")
+    assert report.removed == 0
+    assert [f.reason for f in report.failed] == ["not in the database"]
+
+
+def test_bad_files_are_reported_and_good_ones_stored(database: nearindex.NearIndex, collection: Collection) -> None:
+    good = len(collection.all_files)
+    original = collection.originals[0].read_bytes()
+    (collection.root / "truncated.jpg").write_bytes(original[: len(original) // 2])
+    (collection.root / "notes.jpg").write_text("this is not an image")
+    (collection.root / "empty.png").write_bytes(b"")
+    (collection.root / "README.txt").write_text("ignored: not an image and not named like one")
+    report = database.add(collection.root, workers=0)
+    assert report.added == good
+    failed = {Path(f.path).name: f.reason for f in report.failed}
+    assert set(failed) == {"truncated.jpg", "notes.jpg", "empty.png"}
+    assert all(reason and "\n" not in reason for reason in failed.values())
+    info = database.info()
+    assert (info.images, info.failed) == (good, 3)
+
+
+def test_a_fixed_file_is_retried_and_its_failure_cleared(database: nearindex.NearIndex, collection: Collection) -> None:
+    broken = collection.root / "later.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    assert len(database.add(broken, workers=0).failed) == 1
+    synthetic.write_image(broken, synthetic.make_scene(77))
+    report = database.add(broken, workers=0)
+    assert (report.added, len(report.failed)) == (1, 0)
+    assert database.info().failed == 0
+
+
+def test_images_are_found_by_content_whatever_their_name(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    synthetic.write_image(folder / "photo.png", synthetic.make_scene(1))
+    os.replace(folder / "photo.png", folder / "photo.data")
+    assert database.add(folder, workers=0).added == 1
+
+
+def test_a_missing_path_is_a_failure_not_an_exception(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    report = database.add(tmp_path / "nowhere", workers=0)
+    assert [(f.path, f.reason) for f in report.failed] == [(str(tmp_path / "nowhere"), "no such file or directory")]
+
+
+def test_worker_processes_give_the_same_result_as_in_process(tmp_path: Path, collection: Collection) -> None:
+    with nearindex.open(tmp_path / "a") as first, nearindex.open(tmp_path / "b") as second:
+        first.add(collection.root, workers=0)
+        second.add(collection.root, workers=2)
+        probe = collection.edits[1]["caption"]
+        assert [(m.path, round(m.score, 5)) for m in first.query(probe)] == [
+            (m.path, round(m.score, 5)) for m in second.query(probe)
+        ]
+
+
+def test_an_interrupted_run_keeps_committed_work(db_path: Path, collection: Collection) -> None:
+    class Interrupt(Exception):
+        pass
+
+    class InterruptAfterFive:
+        def __init__(self) -> None:
+            self.done = 0
+
+        def start(self, total: int, description: str) -> None: ...
+
+        def advance(self, steps: int = 1) -> None:
+            self.done += steps
+            if self.done == 5:
+                raise Interrupt
+
+        def finish(self) -> None: ...
+
+    with nearindex.open(db_path) as database:
+        try:
+            database.add(collection.root, workers=0, progress=InterruptAfterFive())
+        except Interrupt:
+            pass
+    with nearindex.open(db_path) as database:
+        assert database.check().ok
+        report = database.add(collection.root, workers=0)
+        assert report.unchanged >= 5
+        assert report.added + report.unchanged == len(collection.all_files)

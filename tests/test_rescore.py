@@ -1,0 +1,73 @@
+"""Rescoring relations: edits stay close, unrelated and flat images do not."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from nearindex import synthetic
+from nearindex.features import describe
+from nearindex.rescore import Prepared, prepare, rescore, template_scales
+from nearindex.settings import DEFAULT_SETTINGS
+
+TOLERATED_EDITS = ("crop90", "crop75", "half", "jpeg30", "caption", "border", "gamma", "shift", "rotate3", "screenshot")
+
+
+def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:
+    description = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255)
+    return prepare(description.thumbnail), description.descriptor
+
+
+def score(first: np.ndarray, second: np.ndarray) -> float:
+    (a, va), (b, vb) = prepared(first), prepared(second)
+    return rescore(a, b, coarse=float(np.dot(va, vb)))
+
+
+@pytest.fixture(scope="module")
+def unrelated_scores() -> list[float]:
+    scenes = [synthetic.make_scene(seed) for seed in range(40, 52)]
+    return [score(a, b) for i, a in enumerate(scenes) for b in scenes[i + 1 :]]
+
+
+@pytest.mark.parametrize("edit", TOLERATED_EDITS)
+def test_an_edited_copy_scores_above_every_unrelated_pair(edit: str, unrelated_scores: list[float]) -> None:
+    original = synthetic.make_scene(9)
+    assert score(original, synthetic.EDITS[edit](original)) > max(unrelated_scores)
+
+
+def test_rescoring_recovers_what_a_crop_costs_the_coarse_correlation() -> None:
+    original = synthetic.make_scene(11)
+    cropped = synthetic.EDITS["crop75"](original)
+    (a, va), (b, vb) = prepared(original), prepared(cropped)
+    coarse = float(np.dot(va, vb))
+    assert rescore(a, b, coarse=coarse) > coarse
+
+
+def test_score_is_symmetric_and_identity_is_near_one() -> None:
+    first, second = synthetic.make_scene(12), synthetic.EDITS["caption"](synthetic.make_scene(12))
+    assert score(first, second) == pytest.approx(score(second, first), abs=1e-6)
+    assert score(first, first) > 0.99
+
+
+def test_flat_image_scores_zero_against_anything() -> None:
+    flat = synthetic.make_flat(128)
+    assert score(flat, synthetic.make_scene(2)) == 0.0
+    assert score(flat, flat) == 0.0
+
+
+def test_a_smooth_gradient_does_not_match_unrelated_scenes_as_a_duplicate() -> None:
+    gradient = synthetic.make_gradient(4)
+    assert max(score(gradient, synthetic.make_scene(seed)) for seed in range(20)) < DEFAULT_SETTINGS.duplicate_threshold
+
+
+def test_template_scales_run_from_fitting_down_to_about_half() -> None:
+    scales = template_scales((96, 128), (96, 128))
+    assert scales == sorted(scales, reverse=True)
+    assert scales[0] == pytest.approx(1 / 0.8)
+    assert 0.5 < scales[-1] < 0.6
+
+
+def test_tiny_thumbnails_do_not_crash() -> None:
+    line = prepare(np.tile(np.arange(128, dtype=np.uint8), (1, 1)))
+    assert 0.0 <= rescore(line, line) <= 1.0

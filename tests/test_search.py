@@ -1,0 +1,86 @@
+"""Query, compare and duplicates on a generated collection with edited copies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nearindex
+from nearindex import synthetic
+from nearindex.settings import DEFAULT_SETTINGS
+
+from .conftest import Collection
+
+
+def family_of(collection: Collection, seed: int) -> set[str]:
+    return {str(collection.originals[seed])} | {str(p) for p in collection.edits.get(seed, {}).values()}
+
+
+def test_every_edited_copy_outranks_every_unrelated_image(filled: nearindex.NearIndex, collection: Collection) -> None:
+    for seed, edits in collection.edits.items():
+        for name, path in edits.items():
+            results = filled.query(path, k=50)
+            family = family_of(collection, seed)
+            worst_family = min(m.score for m in results if m.path in family)
+            best_other = max((m.score for m in results if m.path not in family), default=0.0)
+            assert worst_family > best_other, f"{name} of scene {seed}"
+
+
+def test_a_query_image_need_not_be_stored(filled: nearindex.NearIndex, collection: Collection, tmp_path: Path) -> None:
+    probe = tmp_path / "probe.jpg"
+    synthetic.write_image(probe, synthetic.screenshot(synthetic.make_scene(1), seed=3))
+    best = filled.query(probe, k=1)[0]
+    assert best.path == str(collection.originals[1]) or best.path in family_of(collection, 1)
+    assert best.score >= DEFAULT_SETTINGS.duplicate_threshold
+
+
+def test_results_are_ranked_limited_and_filtered(filled: nearindex.NearIndex, collection: Collection) -> None:
+    results = filled.query(collection.originals[0], k=4)
+    assert len(results) == 4
+    assert [m.score for m in results] == sorted((m.score for m in results), reverse=True)
+    assert results[0].path == str(collection.originals[0]) and results[0].score == 1.0
+    strict = filled.query(collection.originals[0], k=50, min_score=0.9)
+    assert strict and all(m.score >= 0.9 for m in strict)
+
+
+def test_k_must_be_positive(filled: nearindex.NearIndex, collection: Collection) -> None:
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        filled.query(collection.originals[0], k=0)
+
+
+def test_duplicates_groups_each_family_and_nothing_else(filled: nearindex.NearIndex, collection: Collection) -> None:
+    groups = filled.duplicates()
+    assert sorted(set(g.paths) for g in groups) == sorted(family_of(collection, seed) for seed in collection.edits)
+    assert all(g.score >= DEFAULT_SETTINGS.duplicate_threshold for g in groups)
+    assert [len(g.paths) for g in groups] == sorted((len(g.paths) for g in groups), reverse=True)
+
+
+def test_byte_identical_flat_images_are_grouped_but_match_nothing_else(
+    database: nearindex.NearIndex, collection: Collection
+) -> None:
+    for name in ("flat-a.png", "flat-b.png"):
+        synthetic.write_image(collection.root / name, synthetic.make_flat(90))
+    database.add(collection.root, workers=0)
+    flat_group = {str(collection.root / "flat-a.png"), str(collection.root / "flat-b.png")}
+    groups = [set(g.paths) for g in database.duplicates()]
+    assert flat_group in groups
+    matches = database.query(collection.root / "flat-a.png", k=10)
+    assert {m.path for m in matches if m.score > 0} == flat_group
+
+
+def test_compare_needs_no_database(collection: Collection) -> None:
+    edited = nearindex.compare(collection.originals[0], collection.edits[0]["crop75"])
+    unrelated = nearindex.compare(collection.originals[0], collection.unrelated[-1])
+    assert edited.duplicate and not unrelated.duplicate
+    assert edited.score > unrelated.score
+    same = nearindex.compare(collection.originals[0], collection.originals[0])
+    assert (same.score, same.coarse, same.duplicate) == (1.0, 1.0, True)
+
+
+def test_compare_reports_a_bad_file_with_its_path(collection: Collection, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(nearindex.ImageError) as raised:
+        nearindex.compare(collection.originals[0], bad)
+    assert str(raised.value).startswith(f"{bad}: ")

@@ -1,10 +1,10 @@
 """The Python API: an open database with the same verbs as the CLI.
 
-    import nearindex
-    with nearindex.open("nearindex-db") as db:
-        db.add("photos/")
-        for match in db.query("suspect.jpg", k=5):
-            print(match.path, match.score)
+import nearindex
+with nearindex.open("nearindex-db") as db:
+    db.add("photos/")
+    for match in db.query("suspect.jpg", k=5):
+        print(match.path, match.score)
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class NearIndex:
         self.close()
 
 
-def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: bool = True) -> NearIndex:  # noqa: A001
+def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: bool = True) -> NearIndex:
     """Open a database directory, creating it if needed (unless told not to).
 
     Args:

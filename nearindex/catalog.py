@@ -17,6 +17,10 @@ from sqlalchemy.orm import Session
 from .models import Content, Failure, File, IngestRun, State, utc_now
 
 GENERATION_KEY = "generation"
+_CONTENT_COLUMNS = select(
+    Content.id, Content.width, Content.height, Content.flat,
+    Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,8 @@ class Catalog:
         found = {}
         with Session(self.engine) as session:
             for chunk in _chunks(sorted(set(content_ids)), 500):
-                for row in session.execute(_content_query().where(Content.id.in_(chunk))):
-                    found[row.id] = StoredContent(*row)
+                for row in session.execute(_CONTENT_COLUMNS.where(Content.id.in_(chunk))):
+                    found[row.id] = StoredContent(**row._asdict())
         return found
 
     def iter_descriptors(self, *, chunk: int = 10_000) -> Iterator[list[tuple[int, bytes]]]:
@@ -196,10 +200,16 @@ class Catalog:
                 "failed": session.scalar(select(func.count()).select_from(Failure)) or 0,
             }
 
+    def failure_states(self) -> dict[str, FailureRecord]:
+        """Every failure record by path (size and mtime as seen when it failed)."""
+        return {record.path: record for record in self.failures()}
+
     def failures(self) -> list[FailureRecord]:
         """Every recorded failure, by path."""
         with Session(self.engine) as session:
-            rows = session.execute(select(Failure.path, Failure.reason, Failure.size, Failure.mtime_ns).order_by(Failure.path))
+            rows = session.execute(
+                select(Failure.path, Failure.reason, Failure.size, Failure.mtime_ns).order_by(Failure.path)
+            )
             return [FailureRecord(*row) for row in rows]
 
     def orphan_contents(self) -> list[int]:
@@ -210,7 +220,7 @@ class Catalog:
 
     # -- writes ----------------------------------------------------------------
     def apply_batch(self, batch: Batch) -> BatchResult:
-        """Write a batch in one transaction and bump the generation.
+        """Write a batch in one transaction; bump the generation if contents changed.
 
         Contents are matched by hash (a known hash reuses its id), files by
         path; a path that succeeds loses its failure record; contents left
@@ -226,15 +236,22 @@ class Catalog:
             touched |= _delete_files(session, batch.removals)
             _record_failures(session, batch.failures)
             removed = _delete_orphans(session, touched)
-            generation = _bump_generation(session)
+            changed = bool(added or removed)
+            generation = _bump_generation(session) if changed else _read_generation(session)
         return BatchResult(generation=generation, added_ids=added, removed_ids=removed)
 
-    def delete_contents(self, content_ids: list[int]) -> None:
-        """Delete contents and the files pointing at them (they will be re-read)."""
+    def delete_contents(self, content_ids: list[int]) -> int:
+        """Delete contents and the files pointing at them (they will be re-read).
+
+        Returns:
+            The new generation, bumped in the same transaction (always, so a
+            repair also invalidates any index file of the old generation).
+        """
         with Session(self.engine) as session, session.begin():
             for chunk in _chunks(sorted(set(content_ids)), 500):
                 session.execute(delete(File).where(File.content_id.in_(chunk)))
                 session.execute(delete(Content).where(Content.id.in_(chunk)))
+            return _bump_generation(session)
 
     def bump_generation(self) -> int:
         """Advance the generation without other changes (forces an index rewrite)."""
@@ -263,13 +280,6 @@ def _under(column: Any, prefix: str) -> Any:
     """
     folder = prefix.rstrip("/") + "/"
     return (column == prefix) | ((column >= folder) & (column < folder[:-1] + "0"))
-
-
-def _content_query():  # type: ignore[no-untyped-def]
-    return select(
-        Content.id, Content.width, Content.height, Content.flat,
-        Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height,
-    )  # fmt: skip
 
 
 def _insert_contents(session: Session, contents: Sequence[NewContent]) -> dict[bytes, int]:
@@ -320,12 +330,17 @@ def _record_failures(session: Session, failures: Sequence[FailureRecord]) -> Non
         if row is None:
             session.add(Failure(**vars(failure)))
         else:
-            row.reason, row.size, row.mtime_ns, row.failed_at = failure.reason, failure.size, failure.mtime_ns, utc_now()
+            row.reason, row.size, row.mtime_ns, row.failed_at = (
+                failure.reason,
+                failure.size,
+                failure.mtime_ns,
+                utc_now(),
+            )
 
 
 def _delete_orphans(session: Session, candidates: set[int]) -> list[int]:
     session.flush()
-    orphans = []
+    orphans: list[int] = []
     for chunk in _chunks(sorted(candidates), 500):
         used = set(session.scalars(select(File.content_id).where(File.content_id.in_(chunk))))
         orphans.extend(cid for cid in chunk if cid not in used)
@@ -334,9 +349,12 @@ def _delete_orphans(session: Session, candidates: set[int]) -> list[int]:
     return orphans
 
 
+def _read_generation(session: Session) -> int:
+    return int(session.scalar(select(State.value).where(State.key == GENERATION_KEY)) or 0)
+
+
 def _bump_generation(session: Session) -> int:
-    current = session.scalar(select(State.value).where(State.key == GENERATION_KEY))
-    generation = int(current or 0) + 1
+    generation = _read_generation(session) + 1
     session.merge(State(key=GENERATION_KEY, value=str(generation)))
     return generation
 

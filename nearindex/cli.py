@@ -33,7 +33,9 @@ app = typer.Typer(
 
 T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of text.")]
-WorkersOption = Annotated[int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")
+]
 
 
 class _State:
@@ -42,7 +44,9 @@ class _State:
 
 @app.callback()
 def main_options(
-    db: Annotated[Path, typer.Option("--db", envvar=DATABASE_ENV_VAR, help="Database directory.")] = Path(DEFAULT_DATABASE),
+    db: Annotated[Path, typer.Option("--db", envvar=DATABASE_ENV_VAR, help="Database directory.")] = Path(
+        DEFAULT_DATABASE
+    ),
 ) -> None:
     """Find near-duplicate and doctored images in large collections."""
     _State.database = db
@@ -131,7 +135,10 @@ def sync(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonO
 
 
 @app.command()
-def remove(paths: Annotated[list[Path], typer.Argument(help="Stored files or folders to forget.")], json_output: JsonOption = False) -> None:
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Stored files or folders to forget.")],
+    json_output: JsonOption = False,
+) -> None:
     """Forget stored images (the files are not touched)."""
     with _opened(create=False) as database:
         report = database.remove(*paths)
@@ -154,7 +161,9 @@ def query(
     """Stored images most like IMAGE, best first."""
     with _opened(read_only=True) as database:
         matches = _run(lambda: database.query(image, k=k, min_score=min_score))
-    typer.echo(output.to_json(output.matches_json(str(image), matches)) if json_output else output.matches_text(matches))
+    typer.echo(
+        output.to_json(output.matches_json(str(image), matches)) if json_output else output.matches_text(matches)
+    )
 
 
 @app.command()
@@ -170,7 +179,9 @@ def compare(
 
 @app.command()
 def duplicates(
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Pair threshold (default: the duplicate threshold).")] = None,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Pair threshold (default: the duplicate threshold).")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """All groups of near-duplicate images, largest first."""
@@ -189,7 +200,9 @@ def info(json_output: JsonOption = False) -> None:
 
 @app.command()
 def check(
-    repair: Annotated[bool, typer.Option("--repair", help="Rebuild the index from the catalog if they disagree.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Rebuild the index from the catalog if they disagree.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Verify that the catalog and the vector index agree."""
@@ -209,7 +222,11 @@ def demo(
     with _opened() as database:
         result = _run(lambda: run_demo(database, folder, progress=_progress(json_output)))
     if json_output:
-        document = {"add": output.ingest_json(result.report), **output.groups_json(result.groups), **output.matches_json(result.query, result.matches)}
+        document = {
+            "add": output.ingest_json(result.report),
+            **output.groups_json(result.groups),
+            **output.matches_json(result.query, result.matches),
+        }
         typer.echo(output.to_json(document))
         return
     typer.echo(f"added the demo collection in {result.folder}/collection: {output.ingest_summary(result.report)}\n")
@@ -225,4 +242,3 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("nearindex: interrupted; everything committed so far is kept", err=True)
         sys.exit(130)
-

@@ -19,13 +19,13 @@ from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from . import vectors
 from .catalog import Batch, BatchResult, Catalog, FailureRecord, FileState, StoredContent
 from .engine import create_catalog_engine
 from .errors import DatabaseError, DatabaseLockedError
-from .migrate import upgrade_catalog
+from .migrate import current_revision, head_revision, upgrade_catalog
 from .settings import DEFAULT_SETTINGS, Settings
 from .vectors import VectorIndex
 
@@ -89,12 +89,14 @@ class Database:
         try:
             engine = create_catalog_engine(path / CATALOG_NAME)
             database = cls(path, Catalog(engine), DEFAULT_SETTINGS, writable=writable)
-            if writable:
-                database._acquire_lock()
+            if writable or current_revision(engine) != head_revision():
+                database._acquire_lock()  # a reader takes it only to migrate
             upgrade_catalog(engine, path / CATALOG_NAME)
+            if not writable:
+                database._release_lock()
             database._load_settings()
             database._load_index()
-        except OperationalError as error:
+        except DBAPIError as error:
             if database is not None:
                 database.close()
             raise DatabaseError(path, f"cannot open catalog ({error.orig})") from error
@@ -111,9 +113,7 @@ class Database:
                 self.save_index()
         finally:
             self._catalog.engine.dispose()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._release_lock()
 
     def __enter__(self) -> Database:
         return self
@@ -184,6 +184,10 @@ class Database:
         """Recorded failures by path."""
         return self._catalog.failures()
 
+    def failure_states(self) -> dict[str, FailureRecord]:
+        """Recorded failures keyed by path."""
+        return self._catalog.failure_states()
+
     def storage_bytes(self) -> dict[str, int]:
         """On-disk sizes of the catalog (with its WAL) and the index file."""
         catalog = sum(p.stat().st_size for p in self.directory.glob(CATALOG_NAME + "*") if ".before-" not in p.name)
@@ -192,8 +196,6 @@ class Database:
 
     def schema_revision(self) -> str | None:
         """The Alembic revision of the catalog."""
-        from .migrate import current_revision
-
         return current_revision(self._catalog.engine)
 
     # -- writes ----------------------------------------------------------------
@@ -205,6 +207,8 @@ class Database:
         """
         self._require_writable()
         result = self._catalog.apply_batch(batch)
+        if result.generation == self._generation:
+            return result  # only file rows or failures changed: the index still holds
         self._index_dirty = True
         self._index.remove(np.asarray(result.removed_ids, np.int64))
         new = [c for c in batch.contents if c.content_hash in result.added_ids and not c.flat]
@@ -255,9 +259,11 @@ class Database:
     def _find_problems(self) -> list[str]:
         problems = []
         generation = self._catalog.generation()
+        on_disk = _load_index_file(self.directory, generation, self.settings.dimension)
         if not vectors.index_file(self.directory, generation).exists():
             problems.append(f"no index file for catalog generation {generation}")
-        on_disk = _load_index_file(self.directory, generation, self.settings.dimension)
+        elif on_disk is None:
+            problems.append(f"index file for catalog generation {generation} cannot be read")
         index_ids = set((on_disk or self._index).ids().tolist())
         expected, bad = self._expected_ids()
         if index_ids != expected:
@@ -281,8 +287,7 @@ class Database:
     def _repair(self) -> None:
         _expected, bad = self._expected_ids()
         orphans = self._catalog.orphan_contents()
-        self._catalog.delete_contents(bad + orphans)
-        self._generation = self._catalog.bump_generation()
+        self._generation = self._catalog.delete_contents(bad + orphans)
         self._rebuild_index()
         self.save_index()
 
@@ -299,6 +304,11 @@ class Database:
             os.close(fd)
             raise DatabaseLockedError(self.directory, "another nearindex process is writing to it") from None
         self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _load_settings(self) -> None:
         stored = {key: self._catalog.get_state(f"settings.{key}") for key in _SHAPING_SETTINGS}

@@ -45,7 +45,9 @@ def write_demo_collection(folder: Path) -> Path:
         synthetic.write_image(collection / f"scene{seed:02d}.jpg", scene)
         if seed < len(DEMO_EDITS):
             edit = DEMO_EDITS[seed]
-            synthetic.write_image(collection / f"scene{seed:02d}-{edit.replace('+', '-')}.jpg", synthetic.EDITS[edit](scene))
+            synthetic.write_image(
+                collection / f"scene{seed:02d}-{edit.replace('+', '-')}.jpg", synthetic.EDITS[edit](scene)
+            )
     for seed in range(DEMO_TEXTURES):
         synthetic.write_image(collection / f"texture{seed:02d}.png", synthetic.make_texture(100 + seed))
     query = folder / "query-screenshot-of-scene00.jpg"

@@ -99,7 +99,7 @@ def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int)
     """
     thumb = thumbnail.astype(np.float32, copy=False)
     interpolation = cv2.INTER_AREA if min(thumb.shape) >= grid else cv2.INTER_LINEAR
-    cells = cv2.resize(thumb, (grid, grid), interpolation=interpolation)
+    cells = np.asarray(cv2.resize(thumb, (grid, grid), interpolation=interpolation), np.float32)
     return normalise(cells.ravel())
 
 
@@ -129,5 +129,7 @@ def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SET
     """
     thumb = blur_thumbnail(gray, settings=settings)
     flat = float(np.std(thumb)) < FLAT_STD
-    descriptor = np.zeros(settings.dimension, np.float32) if flat else descriptor_from_thumbnail(thumb, grid=settings.grid)
+    descriptor = (
+        np.zeros(settings.dimension, np.float32) if flat else descriptor_from_thumbnail(thumb, grid=settings.grid)
+    )
     return Description(descriptor=descriptor, thumbnail=quantise_thumbnail(thumb), flat=flat or not descriptor.any())

@@ -44,7 +44,8 @@ _REDUCED_FLAGS: Final[dict[int, int]] = {f: getattr(cv2, f"IMREAD_REDUCED_GRAYSC
 _BGR_WEIGHTS: Final = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _ERRNO_REASONS: Final = {
-    errno.ENOENT: "no such file or directory", errno.ENOTDIR: "no such file or directory", errno.EACCES: "permission denied",
+    errno.ENOENT: "no such file or directory",
+    errno.ENOTDIR: "no such file or directory", errno.EACCES: "permission denied",
     errno.EPERM: "permission denied", errno.ELOOP: "symlink loop", errno.EISDIR: "is a directory",
     errno.ENAMETOOLONG: "file name too long",
 }  # fmt: skip

@@ -64,7 +64,9 @@ class IngestReport:
 class _Tally:
     """Running counts while a run goes on."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(["added", "updated", "unchanged", "moved", "removed"], 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(["added", "updated", "unchanged", "moved", "removed"], 0)
+    )
     failed: list[Failed] = field(default_factory=list)
 
     def report(self) -> IngestReport:
@@ -144,7 +146,7 @@ def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> Inges
 
 def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str], list[str]]:
     """Walk the paths: count unchanged files, list the ones to read."""
-    states = database.file_states()
+    states, failures = database.file_states(), database.failure_states()
     seen: set[str] = set()
     to_read: list[str] = []
     for found in walk(given):
@@ -152,9 +154,12 @@ def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str]
             tally.failed.append(found)
             continue
         seen.add(found.path)
-        state = states.get(found.path)
+        state, failure = states.get(found.path), failures.get(found.path)
         if state is not None and (state.size, state.mtime_ns) == (found.size, found.mtime_ns):
             tally.counts["unchanged"] += 1
+        elif failure is not None and (failure.size, failure.mtime_ns) == (found.size, found.mtime_ns):
+            # Failed before and not changed since: report it again without reading.
+            tally.failed.append(Failed(found.path, failure.reason))
         elif state is not None or found.must_be_image or _looks_like_image(found):
             to_read.append(found.path)
     return seen, to_read
@@ -227,7 +232,11 @@ class _Writer:
 
     def _take_known_content(self, result: FileDescription, kind: str) -> str:
         """A copy or a move: reuse the stored content; drop paths that are gone."""
-        gone = [p for p in self._database.paths_with_hash(result.content_hash) if p != result.path and not os.path.lexists(p)]
+        gone = [
+            p
+            for p in self._database.paths_with_hash(result.content_hash)
+            if p != result.path and not os.path.lexists(p)
+        ]
         self._batch.removals.extend(gone)
         return "moved" if gone and kind == "added" else kind
 
@@ -249,4 +258,3 @@ def _stat_or_none(path: str) -> tuple[int | None, int | None]:
     except (OSError, ValueError):
         return None, None
     return info.st_size, info.st_mtime_ns
-

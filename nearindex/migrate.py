@@ -7,6 +7,7 @@ schema is newer than the code is refused untouched.
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from pathlib import Path
 
@@ -16,13 +17,23 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from . import migrations
 from .errors import SchemaTooNewError
 
 
 def migrations_directory() -> Path:
-    """Folder of the Alembic scripts shipped inside the installed package."""
-    return Path(migrations.__file__).parent
+    """Folder of the Alembic scripts.
+
+    Installed, they are the package ``nearindex.migrations`` (the checkout's
+    top-level ``migrations/`` mapped into the wheel); run from a source
+    checkout that shadows the installed package, they are that folder.
+    """
+    try:
+        spec = importlib.util.find_spec("nearindex.migrations")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    return Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config() -> Config:
@@ -65,7 +76,9 @@ def upgrade_catalog(engine: Engine, path: Path) -> str:
     if current == head:
         return head
     if current is not None and not _known(scripts, current):
-        raise SchemaTooNewError(path, f"catalog schema {current} is newer than this nearindex (knows {head}); upgrade nearindex")
+        raise SchemaTooNewError(
+            path, f"catalog schema {current} is newer than this nearindex (knows {head}); upgrade nearindex"
+        )
     if current is not None:
         backup_catalog(path, path.with_name(f"{path.name}.before-{head}"))
     _run_upgrade(engine, config)

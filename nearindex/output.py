@@ -71,7 +71,10 @@ def groups_text(groups: Sequence[DuplicateGroup]) -> str:
     """Duplicate groups as blocks: a header line, then the paths indented."""
     if not groups:
         return "no duplicate groups"
-    blocks = [f"group {n}: {len(g.paths)} images, score {g.score:.3f}\n" + "\n".join(f"  {p}" for p in g.paths) for n, g in enumerate(groups, 1)]
+    blocks = [
+        f"group {n}: {len(g.paths)} images, score {g.score:.3f}\n" + "\n".join(f"  {p}" for p in g.paths)
+        for n, g in enumerate(groups, 1)
+    ]
     return "\n".join(blocks)
 
 
@@ -103,7 +106,9 @@ def check_text(report: CheckReport) -> str:
     if not report.problems:
         return "ok: catalog and index agree"
     lines = [f"problem: {p}" for p in report.problems]
-    lines.append("repaired: index rebuilt from the catalog" if report.repaired else "run 'nearindex check --repair' to rebuild")
+    lines.append(
+        "repaired: index rebuilt from the catalog" if report.repaired else "run 'nearindex check --repair' to rebuild"
+    )
     return "\n".join(lines)
 
 

@@ -96,7 +96,9 @@ def compare_descriptions(first: Description, second: Description) -> tuple[float
     return rescore(prepare(first.thumbnail), prepare(second.thumbnail), coarse=coarse), coarse
 
 
-def compare(a: str | os.PathLike[str], b: str | os.PathLike[str], *, settings: Settings = DEFAULT_SETTINGS) -> Comparison:
+def compare(
+    a: str | os.PathLike[str], b: str | os.PathLike[str], *, settings: Settings = DEFAULT_SETTINGS
+) -> Comparison:
     """Compare two image files directly (no database needed).
 
     Args:

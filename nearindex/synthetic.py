@@ -1,15 +1,14 @@
 """Seeded test images and the edits a near-duplicate index must survive.
 
-Used by the tests, by ``nearindex demo`` and by the evaluation scripts. Generators
-are deterministic for a seed (``np.random.default_rng``); edits are pure functions
-from a BGR uint8 image to a new BGR uint8 image, and raise ``ValueError`` for
-anything else (or for an out-of-range argument).
+Used by the tests, ``nearindex demo`` and the evaluation scripts. Generators are
+deterministic per seed (``np.random.default_rng``). Edits are pure: BGR uint8 in,
+new BGR uint8 out; any other input or an out-of-range argument is a ``ValueError``.
 
-A scene keeps most of its variance at 1/10 to 1/3 of the image size (a smooth
-random luminance field, soft blobs, filled shapes, a ramp in a random direction)
-placed independently per seed, so unrelated scenes stay uncorrelated after heavy
-blur while a re-encoded, captioned or slightly cropped copy still correlates.
-Contrast fades towards the borders, as in photos composed around a subject.
+A scene keeps its variance at 1/10 to 1/3 of the image size (smooth luminance
+field, soft blobs, filled shapes, a ramp in a random direction), laid out anew per
+seed, so unrelated scenes stay uncorrelated after heavy blur while a re-encoded,
+captioned or slightly cropped copy still correlates. Contrast fades towards the
+borders, as in photos composed around a subject.
 """
 
 from __future__ import annotations
@@ -169,40 +168,42 @@ def _draw_shapes(rng: _Rng, canvas: _Float) -> None:
         _draw_shape(canvas, mask, blur, colour)
 
 
-def _vignette(canvas: _Float) -> _Float:
-    """Fade contrast (not brightness) towards the borders: weight 1 at centre, 0.25 at corners."""
+def _vignette(canvas: _Float) -> None:
+    """Fade contrast (not brightness) in place: weight 1 at the centre, 0.25 in the corners."""
     height, width = canvas.shape[:2]
     wx = 1.0 - 0.5 * np.linspace(-1.0, 1.0, width, dtype=np.float32) ** 2
     wy = 1.0 - 0.5 * np.linspace(-1.0, 1.0, height, dtype=np.float32) ** 2
-    weight = _float(wy[:, None] * wx[None, :])
-    return _float(cv2.blendLinear(canvas, _flat(cv2.mean(canvas)[:3], canvas.shape), weight, 1.0 - weight))
+    mean = _flat(cv2.mean(canvas)[:3], canvas.shape)
+    canvas -= mean
+    canvas *= _gray3(_float(np.outer(wy, wx)))
+    canvas += mean
 
 
-def _expose_and_grain(rng: _Rng, canvas: _Float) -> _Float:
-    """Auto-levels (grey mean 95-140, grey std 70-85 before clipping) plus mild grain."""
+def _expose_and_grain(rng: _Rng, canvas: _Float) -> None:
+    """Auto-levels in place (grey mean 95-140, grey std 70-85 before clipping), then grain."""
     gray = _float(cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY))
     mean, std = (float(np.ravel(value)[0]) for value in cv2.meanStdDev(gray))
-    gain = rng.uniform(70.0, 85.0) / max(std, 1e-3)
-    shift = (gain - 1.0) * (gray - mean) + (rng.uniform(95.0, 140.0) - mean)
+    gray -= mean
+    gray *= rng.uniform(70.0, 85.0) / max(std, 1e-3) - 1.0
+    gray += rng.uniform(95.0, 140.0) - mean
     fine = rng.standard_normal(gray.shape, dtype=np.float32)
-    shift += fine * rng.uniform(2.0, 5.0) + _float(cv2.GaussianBlur(fine, (0, 0), 1.5)) * 12.0
-    return _float(cv2.add(canvas, _gray3(shift)))
+    gray += _float(cv2.GaussianBlur(fine, (0, 0), 1.5)) * 12.0
+    fine *= rng.uniform(2.0, 5.0)
+    gray += fine
+    canvas += _gray3(gray)
 
 
 def make_scene(seed: int, *, width: int = 640, height: int = 480) -> Image:
-    """Generate a photo-like BGR scene.
+    """Returns a photo-like (height, width, 3) BGR uint8 scene.
 
     A smooth random background with a ramp in a random direction, 2-4 soft blobs,
-    5-15 circles, rectangles, polygons and thick lines of random colours (some
-    blurred), contrast fading towards the borders, auto-levels and mild grain.
+    5-15 circles, rectangles, polygons and thick lines of random colours (a third
+    of them blurred), contrast fading towards the borders, auto-levels, mild grain.
 
     Args:
         seed: Seed of ``np.random.default_rng``; equal seeds give equal images.
         width: Width in pixels, at least 8.
         height: Height in pixels, at least 8.
-
-    Returns:
-        A (height, width, 3) uint8 BGR image.
 
     Raises:
         ValueError: If a side is below 8 pixels.
@@ -212,19 +213,18 @@ def make_scene(seed: int, *, width: int = 640, height: int = 480) -> Image:
     canvas = _background(rng, width, height)
     _draw_blobs(rng, canvas)
     _draw_shapes(rng, canvas)
-    return _to_image(_expose_and_grain(rng, _vignette(canvas)))
+    _vignette(canvas)
+    _expose_and_grain(rng, canvas)
+    return _to_image(canvas)
 
 
 def make_texture(seed: int, *, width: int = 512, height: int = 512) -> Image:
-    """Generate a colourful multi-octave noise texture (six octaves, no shapes).
+    """Returns a colourful six-octave noise texture (no shapes), each channel spanning 0-255.
 
     Args:
         seed: Seed of ``np.random.default_rng``.
         width: Width in pixels, at least 8.
         height: Height in pixels, at least 8.
-
-    Returns:
-        A (height, width, 3) uint8 BGR image, each channel stretched to 0-255.
 
     Raises:
         ValueError: If a side is below 8 pixels.
@@ -233,23 +233,19 @@ def make_texture(seed: int, *, width: int = 512, height: int = 512) -> Image:
     rng = np.random.default_rng(seed)
     field = np.zeros((height, width, 3), np.float32)
     for octave in range(6):
-        cells = 3 * 2**octave
-        field += _smooth_noise(rng, (cells, cells), (width, height), 3) * 0.6**octave
+        field += _smooth_noise(rng, (3 * 2**octave,) * 2, (width, height), 3) * 0.6**octave
     field -= field.min(axis=(0, 1))
     field /= np.maximum(field.max(axis=(0, 1)), 1e-6)
     return _to_image(field * 255.0)
 
 
 def make_flat(value: int, *, width: int = 320, height: int = 240) -> Image:
-    """Generate a single grey level image.
+    """Returns a (height, width, 3) image of one grey level.
 
     Args:
         value: Grey level 0-255 of all three channels.
         width: Width in pixels, at least 1.
         height: Height in pixels, at least 1.
-
-    Returns:
-        A (height, width, 3) uint8 image.
 
     Raises:
         ValueError: If value is outside 0-255 or a side is below 1.
@@ -261,15 +257,12 @@ def make_flat(value: int, *, width: int = 320, height: int = 240) -> Image:
 
 
 def make_gradient(seed: int, *, width: int = 640, height: int = 480) -> Image:
-    """Generate a smooth two-colour gradient, linear or radial as the seed decides.
+    """Returns a smooth two-colour gradient, linear or radial as the seed decides.
 
     Args:
         seed: Seed of ``np.random.default_rng``.
         width: Width in pixels, at least 8.
         height: Height in pixels, at least 8.
-
-    Returns:
-        A (height, width, 3) uint8 BGR image.
 
     Raises:
         ValueError: If a side is below 8 pixels.
@@ -281,25 +274,21 @@ def make_gradient(seed: int, *, width: int = 640, height: int = 480) -> Image:
         t = (_unit_ramp(rng, width, height) + 1.0) / 2.0
     else:
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        xs, ys = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
-        distance = np.hypot(xs[None, :] - cx, ys[:, None] - cy)
-        t = distance / max(float(distance.max()), 1e-6)
+        distance = np.hypot(np.arange(width)[None, :] - cx, np.arange(height)[:, None] - cy)
+        t = _float(distance / max(float(distance.max()), 1e-6))
     return _to_image(start + t[..., None] * (stop - start))
 
 
 def crop(image: Image, *, keep_area: float, seed: int = 0) -> Image:
-    """Cut a window keeping ``keep_area`` of the pixels, at a seeded random position.
+    """Returns a window keeping ``keep_area`` of the pixels, usually off-centre.
 
-    Both sides shrink by ``sqrt(keep_area)`` (aspect kept); the position is uniform
-    over all placements, so the window is usually off-centre.
+    Both sides shrink by ``sqrt(keep_area)`` (aspect kept); the position is
+    uniform over all placements.
 
     Args:
         image: BGR uint8 image.
         keep_area: Fraction of the area kept, in (0, 1].
         seed: Seed choosing the position.
-
-    Returns:
-        The cropped copy.
 
     Raises:
         ValueError: If keep_area is outside (0, 1].
@@ -307,22 +296,18 @@ def crop(image: Image, *, keep_area: float, seed: int = 0) -> Image:
     _check_image(image)
     _check_range("keep_area", keep_area, 1e-9, 1.0)
     height, width = image.shape[:2]
-    new_w = max(1, round(width * np.sqrt(keep_area)))
-    new_h = max(1, round(height * np.sqrt(keep_area)))
+    new_w, new_h = max(1, round(width * keep_area**0.5)), max(1, round(height * keep_area**0.5))
     rng = np.random.default_rng(seed)
     x0, y0 = int(rng.integers(0, width - new_w + 1)), int(rng.integers(0, height - new_h + 1))
     return image[y0 : y0 + new_h, x0 : x0 + new_w].copy()
 
 
 def scale(image: Image, *, factor: float) -> Image:
-    """Resize both sides by ``factor``: INTER_AREA to shrink, INTER_CUBIC to enlarge.
+    """Returns a copy resized by ``factor`` (INTER_AREA to shrink, INTER_CUBIC to enlarge).
 
     Args:
         image: BGR uint8 image.
-        factor: Positive scale; sides never drop below 1 pixel.
-
-    Returns:
-        The resized copy.
+        factor: Positive scale of both sides; a side never drops below 1 pixel.
 
     Raises:
         ValueError: If factor is not positive.
@@ -330,8 +315,7 @@ def scale(image: Image, *, factor: float) -> Image:
     _check_image(image)
     if factor <= 0:
         raise ValueError(f"factor must be positive, got {factor}")
-    height, width = image.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
     method = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
     return _to_image(cv2.resize(image, size, interpolation=method))
 
@@ -344,55 +328,46 @@ def _warp(image: Image, matrix: npt.NDArray[np.float64]) -> Image:
 
 
 def shift(image: Image, *, dx: float, dy: float) -> Image:
-    """Translate the content, same size; the uncovered side repeats the edge pixels.
+    """Returns the content translated, same size; the uncovered side repeats the edge pixels.
 
     Args:
         image: BGR uint8 image.
         dx: Rightward shift as a fraction of the width (negative: left).
         dy: Downward shift as a fraction of the height (negative: up).
-
-    Returns:
-        The shifted copy.
     """
     height, width = image.shape[:2]
     return _warp(image, np.array([[1.0, 0.0, dx * width], [0.0, 1.0, dy * height]]))
 
 
 def rotate(image: Image, *, degrees: float) -> Image:
-    """Rotate about the centre (positive: counter-clockwise), same size, border replicated.
+    """Returns a copy rotated about the centre, same size, border pixels replicated.
 
     Args:
         image: BGR uint8 image.
-        degrees: Angle in degrees.
-
-    Returns:
-        The rotated copy.
+        degrees: Angle in degrees, positive counter-clockwise.
     """
     height, width = image.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), degrees, 1.0)
     return _warp(image, np.asarray(matrix, dtype=np.float64))
 
 
-def _put_text(image: Image, text: str, box: tuple[int, int, int, int], colour: int) -> None:
-    """Draw grey-level text in place, left-aligned, as large as the (x, y, w, h) box allows."""
+def _put_text(image: Image, text: str, box: tuple[int, int, int, int]) -> None:
+    """Draw white text in place, left-aligned, as large as the (x, y, w, h) box allows."""
     x, y, box_w, box_h = box
     (text_w, text_h), _ = cv2.getTextSize(text, _FONT, 1.0, 2)
     font_scale = max(0.1, min(box_h / max(text_h, 1), box_w / max(text_w, 1)))
     bottom = y + (box_h + round(text_h * font_scale)) // 2
     thickness = max(1, round(font_scale * 2))
-    cv2.putText(image, text, (x, bottom), _FONT, font_scale, (colour,) * 3, thickness, cv2.LINE_AA)
+    cv2.putText(image, text, (x, bottom), _FONT, font_scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def add_caption(image: Image, *, text: str = "BREAKING NEWS", band: float = 0.15) -> Image:
-    """Cover the bottom ``band`` of the image with a solid red banner and white text.
+    """Returns a copy whose bottom ``band`` is a solid red banner with white text.
 
     Args:
         image: BGR uint8 image.
         text: Caption (ASCII: the Hershey font has no other glyphs).
         band: Banner height as a fraction of the image height, in (0, 1].
-
-    Returns:
-        The captioned copy, same size.
 
     Raises:
         ValueError: If band is outside (0, 1].
@@ -403,24 +378,20 @@ def add_caption(image: Image, *, text: str = "BREAKING NEWS", band: float = 0.15
     height, width = out.shape[:2]
     band_h = max(1, round(height * band))
     out[height - band_h :] = CAPTION_COLOUR
-    box = (width // 20, height - band_h + band_h // 5, width * 9 // 10, band_h * 3 // 5)
-    _put_text(out, text, box, 255)
+    _put_text(out, text, (width // 20, height - band_h + band_h // 5, width * 9 // 10, band_h * 3 // 5))
     return out
 
 
 def add_watermark(image: Image, *, text: str = "(c) nearindex", corner: str = "br") -> Image:
-    """Blend small white text at 60 % opacity into one corner.
+    """Returns a copy with small white text blended at 60 % opacity into one corner.
 
     Args:
         image: BGR uint8 image.
         text: Watermark (ASCII).
         corner: ``"tl"``, ``"tr"``, ``"bl"`` or ``"br"``.
 
-    Returns:
-        The watermarked copy, same size.
-
     Raises:
-        ValueError: If corner is unknown.
+        ValueError: If corner is none of those.
     """
     _check_image(image)
     if corner not in _CORNERS:
@@ -430,19 +401,16 @@ def add_watermark(image: Image, *, text: str = "(c) nearindex", corner: str = "b
     x = width // 40 if corner[1] == "l" else width - box_w - width // 40
     y = height // 40 if corner[0] == "t" else height - box_h - height // 40
     layer = image.copy()
-    _put_text(layer, text, (x, y, box_w, box_h), 255)
+    _put_text(layer, text, (x, y, box_w, box_h))
     return _to_image(cv2.addWeighted(image, 0.4, layer, 0.6, 0.0))
 
 
 def jpeg_reencode(image: Image, *, quality: int) -> Image:
-    """Encode to JPEG at ``quality`` and decode again, both through OpenCV.
+    """Returns the image after a JPEG encode and decode through OpenCV.
 
     Args:
         image: BGR uint8 image.
         quality: JPEG quality, 1-100.
-
-    Returns:
-        The decoded copy.
 
     Raises:
         ValueError: If quality is outside 1-100.
@@ -456,7 +424,7 @@ def jpeg_reencode(image: Image, *, quality: int) -> Image:
 
 
 def adjust_brightness(image: Image, *, gain: float = 1.0, offset: float = 0.0, gamma: float = 1.0) -> Image:
-    """Map every level v to ``255 * (v / 255) ** gamma * gain + offset``, clipped to 0-255.
+    """Returns a copy with every level v mapped to ``255 * (v / 255) ** gamma * gain + offset``, clipped.
 
     Args:
         image: BGR uint8 image.
@@ -464,43 +432,33 @@ def adjust_brightness(image: Image, *, gain: float = 1.0, offset: float = 0.0, g
         offset: Added level, in 0-255 units.
         gamma: Positive exponent; below 1 brightens mid-tones, above 1 darkens them.
 
-    Returns:
-        The adjusted copy.
-
     Raises:
         ValueError: If gamma is not positive.
     """
     _check_image(image)
     if gamma <= 0:
         raise ValueError(f"gamma must be positive, got {gamma}")
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    table = _to_image(255.0 * levels**gamma * gain + offset)
+    table = _to_image(255.0 * (np.arange(256) / 255.0) ** gamma * gain + offset)
     return np.ascontiguousarray(table[image])
 
 
 def flip_horizontal(image: Image) -> Image:
-    """Mirror left to right.
+    """Returns a left-right mirrored copy.
 
     Args:
         image: BGR uint8 image.
-
-    Returns:
-        The mirrored copy.
     """
     _check_image(image)
     return np.ascontiguousarray(image[:, ::-1])
 
 
 def add_border(image: Image, *, fraction: float = 0.1, value: int = 0) -> Image:
-    """Letterbox: add flat bars above and below, each ``fraction`` of the height.
+    """Returns a letterboxed copy: flat bars added above and below, width unchanged.
 
     Args:
         image: BGR uint8 image.
         fraction: Height of each bar relative to the image height, 0-1.
         value: Grey level 0-255 of the bars.
-
-    Returns:
-        A taller copy of the same width.
 
     Raises:
         ValueError: If fraction or value is out of range.
@@ -513,21 +471,17 @@ def add_border(image: Image, *, fraction: float = 0.1, value: int = 0) -> Image:
 
 
 def to_grayscale(image: Image) -> Image:
-    """Drop colour, keeping three equal BGR channels.
+    """Returns a grey copy that keeps three (equal) BGR channels.
 
     Args:
         image: BGR uint8 image.
-
-    Returns:
-        The grey (H, W, 3) copy.
     """
     _check_image(image)
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return _to_image(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    return _to_image(cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
 
 
 def paste_patch(image: Image, donor: Image, *, area: float = 0.15, seed: int = 0) -> Image:
-    """Paste a rectangle of ``donor`` covering ``area`` of ``image`` (a local fake).
+    """Returns a copy with a rectangle of ``donor`` pasted over ``area`` of it (a local fake).
 
     The donor is first resized to the image size, so the patch has the image's
     aspect ratio; source and destination positions are drawn independently.
@@ -538,9 +492,6 @@ def paste_patch(image: Image, donor: Image, *, area: float = 0.15, seed: int = 0
         area: Patch area as a fraction of the image area, in (0, 1].
         seed: Seed choosing both positions.
 
-    Returns:
-        The altered copy, same size as ``image``.
-
     Raises:
         ValueError: If area is outside (0, 1].
     """
@@ -549,8 +500,7 @@ def paste_patch(image: Image, donor: Image, *, area: float = 0.15, seed: int = 0
     _check_range("area", area, 1e-9, 1.0)
     height, width = image.shape[:2]
     source = cv2.resize(donor, (width, height), interpolation=cv2.INTER_AREA)
-    patch_w = max(1, round(width * np.sqrt(area)))
-    patch_h = max(1, round(height * np.sqrt(area)))
+    patch_w, patch_h = max(1, round(width * area**0.5)), max(1, round(height * area**0.5))
     rng = np.random.default_rng(seed)
     sx, dx = rng.integers(0, width - patch_w + 1, 2)
     sy, dy = rng.integers(0, height - patch_h + 1, 2)
@@ -560,14 +510,12 @@ def paste_patch(image: Image, donor: Image, *, area: float = 0.15, seed: int = 0
 
 
 def screenshot(image: Image, *, seed: int = 0) -> Image:
-    """Simulate a screenshot: scale 0.3, prepend a grey UI bar with buttons, JPEG 60.
+    """Returns a simulated screenshot: scaled by 0.3, a grey UI bar prepended on top, JPEG 60.
 
     Args:
         image: BGR uint8 image.
-        seed: Seed choosing the bar's shade and its 2-4 buttons.
-
-    Returns:
-        A smaller copy, taller by the bar (12 % of the scaled height).
+        seed: Seed choosing the bar's shade and its 2-4 buttons; the bar is 12 % of
+            the scaled height, so the result is taller than ``scale(image, factor=0.3)``.
     """
     small = scale(image, factor=0.3)
     height, width = small.shape[:2]
@@ -575,7 +523,7 @@ def screenshot(image: Image, *, seed: int = 0) -> Image:
     bar = np.full((max(4, height * 12 // 100), width, 3), int(rng.integers(200, 245)), np.uint8)
     for _ in range(int(rng.integers(2, 5))):
         x = int(rng.integers(0, max(1, width - width // 12)))
-        cv2.rectangle(bar, (x, bar.shape[0] // 4), (x + width // 12, bar.shape[0] * 3 // 4), 90, -1)
+        cv2.rectangle(bar, (x, bar.shape[0] // 4), (x + width // 12, bar.shape[0] * 3 // 4), (90, 90, 90), -1)
     return jpeg_reencode(np.vstack([bar, small]), quality=60)
 
 
@@ -609,7 +557,7 @@ EDITS: dict[str, Callable[[Image], Image]] = {
 
 
 def _encode_params(suffix: str, quality: int) -> list[int]:
-    """OpenCV encoder flags for a suffix; ValueError if OpenCV cannot write it here."""
+    """OpenCV encoder flags for a lower-case suffix; ValueError for a suffix not written here."""
     if suffix in (".jpg", ".jpeg"):
         return [cv2.IMWRITE_JPEG_QUALITY, quality]
     if suffix == ".webp":
@@ -630,7 +578,7 @@ def write_image(path: str | os.PathLike[str], image: Image, *, quality: int = 92
         quality: JPEG or WebP quality, 1-100; ignored by lossless formats.
 
     Raises:
-        ValueError: If the suffix is unknown or encoding fails.
+        ValueError: If the suffix is unknown or encoding fails (nothing is written).
         OSError: If the file cannot be written.
     """
     _check_image(image)

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -59,7 +60,8 @@ class VectorIndex:
 
     def ids(self) -> IdArray:
         """The ids of all vectors held, in storage order."""
-        return np.asarray(faiss.vector_to_array(self._index.id_map), np.int64)
+        id_map = cast(Any, self._index).id_map  # IndexIDMap2's member, untyped in faiss's stubs
+        return np.asarray(faiss.vector_to_array(id_map), np.int64)
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
         """Add vectors under ids (ids must not be present already).

@@ -100,7 +100,9 @@ def _describe_in_pool(
         pool.shutdown(cancel_futures=True)
 
 
-def _fill(pool: ProcessPoolExecutor, paths: Iterator[str], in_flight: dict[Future[FileDescription | Failed], str], limit: int) -> None:
+def _fill(
+    pool: ProcessPoolExecutor, paths: Iterator[str], in_flight: dict[Future[FileDescription | Failed], str], limit: int
+) -> None:
     while len(in_flight) < limit:
         path = next(paths, None)
         if path is None:

@@ -22,5 +22,11 @@ def test_every_exported_member_has_a_docstring() -> None:
 
 
 def test_result_types_are_frozen_dataclasses() -> None:
-    for cls in (nearindex.Match, nearindex.Comparison, nearindex.DuplicateGroup, nearindex.IngestReport, nearindex.Info):
+    for cls in (
+        nearindex.Match,
+        nearindex.Comparison,
+        nearindex.DuplicateGroup,
+        nearindex.IngestReport,
+        nearindex.Info,
+    ):
         assert cls.__dataclass_params__.frozen, cls.__name__  # type: ignore[attr-defined]

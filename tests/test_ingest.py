@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_worker_processes_give_the_same_result_as_in_process(tmp_path: Path, col
 
 
 def test_an_interrupted_run_keeps_committed_work(db_path: Path, collection: Collection) -> None:
-    class Interrupt(Exception):
+    class InterruptError(Exception):
         pass
 
     class InterruptAfterFive:
@@ -162,15 +163,12 @@ def test_an_interrupted_run_keeps_committed_work(db_path: Path, collection: Coll
         def advance(self, steps: int = 1) -> None:
             self.done += steps
             if self.done == 5:
-                raise Interrupt
+                raise InterruptError
 
         def finish(self) -> None: ...
 
-    with nearindex.open(db_path) as database:
-        try:
-            database.add(collection.root, workers=0, progress=InterruptAfterFive())
-        except Interrupt:
-            pass
+    with nearindex.open(db_path) as database, contextlib.suppress(InterruptError):
+        database.add(collection.root, workers=0, progress=InterruptAfterFive())
     with nearindex.open(db_path) as database:
         assert database.check().ok
         report = database.add(collection.root, workers=0)

@@ -1,0 +1,317 @@
+"""Tests of the Alembic migrations and nearindex.migrate on real SQLite files."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.resources
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from nearindex import DatabaseLockedError, SchemaTooNewError
+from nearindex.catalog import Batch, FileRecord, NewContent
+from nearindex.database import CATALOG_NAME, Database
+from nearindex.engine import create_catalog_engine
+from nearindex.migrate import (
+    alembic_config,
+    backup_catalog,
+    current_revision,
+    head_revision,
+    migrations_directory,
+    upgrade_catalog,
+)
+from nearindex.models import Base
+
+REPO = Path(__file__).resolve().parents[1]
+REVISION_ID = re.compile(r"^(\d{4})_[a-z0-9_]+$")
+SHIPPED = ("env.py", "script.py.mako", "versions/0001_initial.py")
+
+
+def scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def chain_from_base() -> list[str]:
+    """Revision ids from the first to the head."""
+    return [script.revision for script in scripts().walk_revisions()][::-1]
+
+
+def new_content(seed: int, dimension: int) -> NewContent:
+    """A content with a random unit descriptor and a small thumbnail."""
+    rng = np.random.default_rng(seed)
+    descriptor = rng.standard_normal(dimension).astype(np.float32)
+    descriptor /= np.linalg.norm(descriptor)
+    thumbnail = rng.integers(0, 256, 8 * 6, dtype=np.uint8).tobytes()
+    return NewContent(
+        content_hash=hashlib.sha256(f"content {seed}".encode()).digest(),
+        width=80, height=60, flat=False, descriptor=descriptor.tobytes(),
+        thumbnail=thumbnail, thumb_width=8, thumb_height=6,
+    )  # fmt: skip
+
+
+def populate(directory: Path, count: int = 4) -> None:
+    """Create a database with ``count`` contents (one file each) and close it."""
+    with Database.open(directory) as db:
+        contents = [new_content(seed, db.settings.dimension) for seed in range(count)]
+        files = [FileRecord(f"/photos/{seed}.jpg", 100 + seed, seed, c.content_hash) for seed, c in enumerate(contents)]
+        db.write(Batch(contents=contents, files=files))
+
+
+def table_rows(catalog: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, read with plain sqlite3 (read-only)."""
+    with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        rows = {table: sorted(connection.execute(f'SELECT * FROM "{table}"'), key=repr) for table in tables}
+    connection.close()
+    return rows
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def set_revision(catalog: Path, revision: str) -> None:
+    connection = sqlite3.connect(catalog)
+    with connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    connection.close()
+
+
+# -- the script directory ---------------------------------------------------------
+
+
+def test_the_scripts_have_exactly_one_head_and_one_base() -> None:
+    assert len(scripts().get_heads()) == 1
+    assert len(scripts().get_bases()) == 1
+    assert scripts().get_current_head() == head_revision()
+
+
+def test_revision_ids_are_readable_and_numbered_in_chain_order() -> None:
+    chain = chain_from_base()
+    assert chain, "the package ships no migrations"
+    for position, revision in enumerate(chain, start=1):
+        match = REVISION_ID.match(revision)
+        assert match, f"revision id {revision!r} is not like 0001_initial"
+        assert int(match.group(1)) == position, f"{revision} is number {position} in the chain"
+
+
+def test_every_revision_file_is_one_link_of_a_linear_chain() -> None:
+    directory = scripts()
+    files = sorted(p.stem for p in (migrations_directory() / "versions").glob("*.py") if p.stem != "__init__")
+    assert files == sorted(chain_from_base()), "a revision file is not in the chain (or is named apart from its id)"
+    previous = None
+    for revision in chain_from_base():
+        script = directory.get_revision(revision)
+        assert script is not None
+        assert script.down_revision == previous, f"{revision} revises {script.down_revision!r}, not {previous!r}"
+        assert not script.is_merge_point and not script.is_branch_point
+        assert not script.branch_labels and not script.dependencies
+        previous = revision
+
+
+# -- upgrade from nothing ---------------------------------------------------------
+
+
+def test_upgrade_from_an_empty_file_gives_exactly_the_models(tmp_path: Path) -> None:
+    Database.open(tmp_path / "db").close()
+    engine = create_catalog_engine(tmp_path / "db" / CATALOG_NAME)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_catalog_of_a_new_file_reaches_head_without_a_backup(tmp_path: Path) -> None:
+    catalog = tmp_path / CATALOG_NAME
+    engine = create_catalog_engine(catalog)
+    try:
+        assert current_revision(engine) is None
+        assert upgrade_catalog(engine, catalog) == head_revision()
+        assert current_revision(engine) == head_revision()
+        assert upgrade_catalog(engine, catalog) == head_revision()  # a second call is a no-op
+    finally:
+        engine.dispose()
+    assert not list(tmp_path.glob("*.before-*"))
+    assert {"contents", "files", "failures", "ingest_runs", "state", "alembic_version"} <= set(table_rows(catalog))
+
+
+# -- opening existing files ---------------------------------------------------------
+
+
+def test_opening_an_up_to_date_populated_database_changes_nothing_and_backs_nothing_up(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    populate(directory)
+    rows = table_rows(directory / CATALOG_NAME)
+    for writable in (True, False):
+        with Database.open(directory, writable=writable) as db:
+            assert db.schema_revision() == head_revision()
+            assert db.counts()["contents"] == 4
+    assert not list(directory.glob("*.before-*"))
+    assert table_rows(directory / CATALOG_NAME) == rows
+
+
+@pytest.mark.parametrize("writable", [True, False], ids=["writable", "read-only"])
+def test_a_catalog_from_a_newer_nearindex_is_refused_untouched(tmp_path: Path, writable: bool) -> None:
+    directory = tmp_path / "db"
+    populate(directory)
+    catalog = directory / CATALOG_NAME
+    set_revision(catalog, "9999_future")
+    rows, digest = table_rows(catalog), file_digest(catalog)
+
+    with pytest.raises(SchemaTooNewError) as raised:
+        Database.open(directory, writable=writable)
+
+    message = str(raised.value)
+    assert str(catalog) in message and "newer" in message
+    assert "\n" not in message
+    assert file_digest(catalog) == digest
+    assert table_rows(catalog) == rows
+    wal = catalog.with_name(CATALOG_NAME + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert not list(directory.glob("*.before-*"))
+    with pytest.raises(SchemaTooNewError):  # still refused, nothing was "fixed" on the way
+        Database.open(directory, writable=writable)
+
+
+def test_the_refusal_leaves_the_database_openable_once_the_revision_is_known_again(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    populate(directory)
+    set_revision(directory / CATALOG_NAME, "9999_future")
+    with pytest.raises(SchemaTooNewError):
+        Database.open(directory)
+    set_revision(directory / CATALOG_NAME, head_revision())
+    with Database.open(directory) as db:  # the refused writable open released its lock
+        assert db.counts()["contents"] == 4
+
+
+def test_a_read_only_open_migrates_only_under_the_writer_lock(tmp_path: Path) -> None:
+    """A reader may bring an old catalog up to date, but never while a writer works."""
+    directory = tmp_path / "db"
+    directory.mkdir()
+    catalog = directory / CATALOG_NAME
+    with contextlib.closing(sqlite3.connect(catalog)) as connection:  # a WAL file with no schema yet
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE placeholder (x)")
+    before = catalog.read_bytes()
+    lock = os.open(directory / "write.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DatabaseLockedError):
+            Database.open(directory, writable=False)
+        assert catalog.read_bytes() == before
+    finally:
+        os.close(lock)
+    with Database.open(directory, writable=False) as db:
+        assert db.counts()["contents"] == 0
+    assert current_revision(create_catalog_engine(catalog)) == head_revision()
+
+
+# -- backups ------------------------------------------------------------------------
+
+
+def test_backup_catalog_makes_a_readable_copy_with_the_same_rows(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    populate(directory)
+    catalog = directory / CATALOG_NAME
+    copy = tmp_path / "copy.sqlite3"
+    backup_catalog(catalog, copy)
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+    assert table_rows(copy) == table_rows(catalog)
+    assert table_rows(copy)["files"], "the copy must not be empty"
+
+
+def test_backup_catalog_copies_a_catalog_that_is_open_and_being_written(tmp_path: Path) -> None:
+    directory = tmp_path / "db"
+    populate(directory)
+    with Database.open(directory) as db:
+        more = [new_content(seed, db.settings.dimension) for seed in (10, 11)]
+        files = [FileRecord(f"/more/{i}.png", 1, 1, c.content_hash) for i, c in enumerate(more)]
+        db.write(Batch(contents=more, files=files))
+        backup_catalog(directory / CATALOG_NAME, tmp_path / "copy.sqlite3")  # committed rows may sit in the WAL
+        expected = db.counts()["contents"]
+    assert len(table_rows(tmp_path / "copy.sqlite3")["contents"]) == expected == 6
+
+
+def test_upgrading_a_catalog_at_an_older_known_revision_backs_it_up_first(tmp_path: Path) -> None:
+    chain = chain_from_base()
+    if len(chain) < 2:
+        pytest.skip(f"only one revision ({chain[0]}) ships, so no catalog can be at an older known revision")
+    catalog = tmp_path / CATALOG_NAME
+    engine = create_catalog_engine(catalog)
+    try:
+        with engine.begin() as connection:  # build the older schema with the shipped scripts
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, chain[-2])
+            connection.exec_driver_sql("INSERT INTO state (key, value) VALUES ('generation', '5')")
+        assert current_revision(engine) == chain[-2]
+        rows_before = table_rows(catalog)
+        assert upgrade_catalog(engine, catalog) == head_revision()
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+    backups = list(tmp_path.glob(f"{CATALOG_NAME}.before-*"))
+    assert [b.name for b in backups] == [f"{CATALOG_NAME}.before-{head_revision()}"]
+    assert table_rows(backups[0]) == rows_before
+    assert ("generation", "5") in table_rows(catalog)["state"]
+
+
+# -- packaging ------------------------------------------------------------------------
+
+
+def test_the_migrations_are_inside_the_installed_package() -> None:
+    shipped = importlib.resources.files("nearindex.migrations")
+    for name in SHIPPED:
+        assert shipped.joinpath(name).is_file(), name
+    assert Path(str(shipped)) == migrations_directory()
+
+
+def _build_wheel(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m build --wheel``, or pip's offline build when that fails."""
+    commands = [
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
+    ]
+    result = None
+    for argv in commands:
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode == 0 and list(out.glob("*.whl")):
+            break
+    assert result is not None
+    return result
+
+
+def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
+    # Build from a copy: a build writes build/ and *.egg-info into its source folder.
+    source = tmp_path / "source"
+    ignored = shutil.ignore_patterns(".git", ".*cache", ".hypothesis", "__pycache__", "build", "dist", "*.egg-info")
+    shutil.copytree(REPO, source, ignore=ignored)
+    result = _build_wheel(source, tmp_path / "dist")
+    wheels = list((tmp_path / "dist").glob("nearindex-*.whl"))
+    assert len(wheels) == 1, f"no wheel was built:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = set(wheel.namelist())
+    for name in SHIPPED:
+        assert f"nearindex/migrations/{name}" in names
+    assert "nearindex/migrations/versions/__init__.py" in names

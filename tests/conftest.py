@@ -7,6 +7,7 @@ real FAISS index in a temporary directory.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +68,29 @@ def write_collection(root: Path, *, scenes: int = 8, edited: int = 3, textures: 
     return collection
 
 
+@pytest.fixture(scope="session")
+def _pristine_collection(tmp_path_factory: pytest.TempPathFactory) -> Collection:
+    return write_collection(tmp_path_factory.mktemp("pristine") / "images")
+
+
 @pytest.fixture
-def collection(tmp_path: Path) -> Collection:
-    """A fresh standard collection under ``tmp_path/images``."""
-    return write_collection(tmp_path / "images")
+def collection(tmp_path: Path, _pristine_collection: Collection) -> Collection:
+    """A fresh standard collection under ``tmp_path/images`` (a copy: tests may edit it)."""
+    root = tmp_path / "images"
+    shutil.copytree(_pristine_collection.root, root)
+    moved = {
+        seed: root / path.relative_to(_pristine_collection.root)
+        for seed, path in _pristine_collection.originals.items()
+    }
+    return Collection(
+        root=root,
+        originals=moved,
+        edits={
+            seed: {name: root / path.relative_to(_pristine_collection.root) for name, path in edits.items()}
+            for seed, edits in _pristine_collection.edits.items()
+        },
+        unrelated=[root / path.relative_to(_pristine_collection.root) for path in _pristine_collection.unrelated],
+    )
 
 
 @pytest.fixture

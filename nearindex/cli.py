@@ -22,7 +22,7 @@ from rich.progress import Progress as RichProgress
 from . import api, output
 from .demo import run_demo
 from .errors import NearIndexError
-from .ingest import IngestReport
+from .ingest import IngestInterrupted, IngestReport
 from .search import compare as compare_files
 from .settings import DATABASE_ENV_VAR, DEFAULT_DATABASE
 
@@ -115,6 +115,15 @@ def _report_ingest(report: IngestReport, json_output: bool, *, all_failed_is_err
         raise typer.Exit(1)
 
 
+def _interruptible(run: Callable[[], IngestReport]) -> IngestReport:
+    """Run an ingest; on Ctrl-C say what was committed and exit 130."""
+    try:
+        return run()
+    except IngestInterrupted as interrupted:
+        typer.echo(f"nearindex: interrupted; committed {output.ingest_summary(interrupted.report)}", err=True)
+        raise typer.Exit(130) from None
+
+
 PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")]
 
 
@@ -122,7 +131,7 @@ PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (sea
 def add(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
     """Add new and changed images; unchanged files are skipped."""
     with _opened() as database:
-        report = database.add(*paths, workers=workers, progress=_progress(json_output))
+        report = _interruptible(lambda: database.add(*paths, workers=workers, progress=_progress(json_output)))
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 
@@ -130,7 +139,7 @@ def add(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOp
 def sync(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
     """Like add, and forget stored images under PATHS that no longer exist."""
     with _opened() as database:
-        report = database.sync(*paths, workers=workers, progress=_progress(json_output))
+        report = _interruptible(lambda: database.sync(*paths, workers=workers, progress=_progress(json_output)))
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 
@@ -237,8 +246,4 @@ def demo(
 
 def main() -> None:
     """Entry point of the ``nearindex`` console script."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("nearindex: interrupted; everything committed so far is kept", err=True)
-        sys.exit(130)
+    app()

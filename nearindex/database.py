@@ -61,6 +61,7 @@ class Database:
         self._catalog = catalog
         self._lock_fd: int | None = None
         self._index_dirty = False
+        self._index_stale = False
         self._generation = 0
         self._index = VectorIndex.empty(settings.dimension)
 
@@ -206,17 +207,20 @@ class Database:
             DatabaseError: If the database was opened read-only.
         """
         self._require_writable()
+        # Until the index mirrors the commit, it cannot be trusted: an interrupt
+        # (Ctrl-C) between the two makes the next save rebuild it from the catalog.
+        was_stale, self._index_stale = self._index_stale, True
         result = self._catalog.apply_batch(batch)
-        if result.generation == self._generation:
-            return result  # only file rows or failures changed: the index still holds
-        self._index_dirty = True
-        self._index.remove(np.asarray(result.removed_ids, np.int64))
-        new = [c for c in batch.contents if c.content_hash in result.added_ids and not c.flat]
-        if new:
-            ids = np.asarray([result.added_ids[c.content_hash] for c in new], np.int64)
-            matrix = np.stack([np.frombuffer(c.descriptor, np.float32) for c in new])
-            self._index.add(ids, np.ascontiguousarray(matrix))
-        self._generation = result.generation
+        if result.generation != self._generation:
+            self._index_dirty = True
+            self._index.remove(np.asarray(result.removed_ids, np.int64))
+            new = [c for c in batch.contents if c.content_hash in result.added_ids and not c.flat]
+            if new:
+                ids = np.asarray([result.added_ids[c.content_hash] for c in new], np.int64)
+                matrix = np.stack([np.frombuffer(c.descriptor, np.float32) for c in new])
+                self._index.add(ids, np.ascontiguousarray(matrix))
+            self._generation = result.generation
+        self._index_stale = was_stale
         return result
 
     def record_run_start(self, command: str) -> int:
@@ -231,6 +235,9 @@ class Database:
     def save_index(self) -> None:
         """Write the index file for the current generation and drop older ones."""
         self._require_writable()
+        if self._index_stale:
+            self._generation = self._catalog.generation()
+            self._rebuild_index()
         target = vectors.index_file(self.directory, self._generation)
         self._index.save(target)
         vectors.remove_other_files(self.directory, keep=self._generation)
@@ -344,6 +351,7 @@ class Database:
                 index.add(ids, np.ascontiguousarray(matrix))
         self._index = index
         self._index_dirty = True
+        self._index_stale = False
 
 
 def _load_index_file(directory: Path, generation: int, dimension: int) -> VectorIndex | None:

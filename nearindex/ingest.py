@@ -60,6 +60,14 @@ class IngestReport:
         }  # fmt: skip
 
 
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``report`` counts what was committed before it."""
+
+    def __init__(self, report: IngestReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
 @dataclass
 class _Tally:
     """Running counts while a run goes on."""
@@ -92,6 +100,10 @@ def add(
     Returns:
         The run's counts and failures. A missing path or a bad file is a
         failure in the report, never an exception.
+
+    Raises:
+        IngestInterrupted: On Ctrl-C, after committing what was described;
+            its ``report`` counts that work.
     """
     given = [os.fspath(p) for p in paths]
     tally, progress = _Tally(), progress or NoProgress()
@@ -112,6 +124,8 @@ def add(
         if forget_missing:
             _forget_missing(database, given, seen, tally)
         database.save_index()
+    except KeyboardInterrupt:
+        raise IngestInterrupted(tally.report()) from None
     finally:
         database.record_run_end(run_id, {**tally.counts, "failed": len(tally.failed)})
     return tally.report()

@@ -11,6 +11,7 @@ the file that kills a worker on its own is reported as that file's failure.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -62,6 +63,8 @@ def describe_files(
 def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
     global _worker_settings, _worker_known
     _worker_settings, _worker_known = settings, known
+    # Ctrl-C reaches the whole process group; the parent alone decides what to do.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _describe_in_worker(path: str) -> FileDescription | Failed:

@@ -10,12 +10,17 @@ usage error, environment, terminals and pipes), ``python -m nearindex``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
+from nearindex import synthetic
 from nearindex.cli import app
 
 from .conftest import Collection, write_collection
@@ -515,3 +521,39 @@ def test_progress_bar_goes_to_a_terminal_stderr_never_to_piped_stdout(stored: St
     assert process.returncode == 0
     assert stdout == summary(added=stored.good, failed=3) + "\n"
     assert "describing" in terminal
+
+
+def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
+    images = tmp_path / "many"
+    images.mkdir()
+    for seed in range(150):
+        synthetic.write_image(images / f"s{seed:03d}.jpg", synthetic.make_scene(seed, width=320, height=240))
+    db = tmp_path / "db"
+    argv = [sys.executable, "-m", "nearindex", "--db", str(db), "add", str(images), "--workers", "1"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and _stored_files(db) == 0:
+        time.sleep(0.05)
+    if process.poll() is not None:
+        pytest.skip("the add finished before it could be interrupted")
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    match = re.fullmatch(r"nearindex: interrupted; committed (\d+) added, .* failed\n", stderr)
+    assert match, stderr
+    committed = int(match.group(1))
+    rerun = subprocess.run([*argv[:-2], "--workers", "0"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0
+    assert rerun.stdout.startswith(f"{150 - committed} added, 0 updated, {committed} unchanged")
+
+
+def _stored_files(db: Path) -> int:
+    """Files committed so far, read through a separate SQLite connection."""
+    catalog = db / "catalog.sqlite3"
+    if not catalog.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(catalog, timeout=1)) as connection:
+            return int(connection.execute("SELECT count(*) FROM files").fetchone()[0])
+    except sqlite3.Error:
+        return 0

@@ -305,7 +305,9 @@ def _build_wheel(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
 def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
     # Build from a copy: a build writes build/ and *.egg-info into its source folder.
     source = tmp_path / "source"
-    ignored = shutil.ignore_patterns(".git", ".*cache", ".hypothesis", "__pycache__", "build", "dist", "*.egg-info")
+    ignored = shutil.ignore_patterns(
+        ".git", ".venv", ".*cache", ".hypothesis", "__pycache__", "build", "dist", "*.egg-info", "nearindex-d*"
+    )
     shutil.copytree(REPO, source, ignore=ignored)
     result = _build_wheel(source, tmp_path / "dist")
     wheels = list((tmp_path / "dist").glob("nearindex-*.whl"))

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Accuracy of nearindex against its peers on generated edits of a collection.
+
+Collection: the public corpus (photos are originals, figures distractors) or
+any folder (a seeded sample of it are originals, the rest distractors). Each
+original gets every edit of ``EDIT_NAMES`` (cached as PNG); then, per edit and
+overall, for every method:
+
+* retrieval: recall@1 and recall@10 of the original among all collection
+  images when querying with the edit (ties count against the method);
+* verification: ROC AUC and the share of true pairs (edit, original) above
+  the score reached by 1 % and 0.1 % of false pairs (random pairs of
+  different collection images).
+
+Methods: nearindex (its real query path: a database, FAISS candidates,
+rescoring), pHash and dHash (imagehash), PDQ (pdqhash), and the motivating
+case's brute force: Gaussian blur 43x43/sigma 21 at full size, thumbnails
+compared by ``cv2.matchTemplate`` (TM_CCOEFF_NORMED) for every pair.
+
+Usage: python scripts/evaluate.py [--folder DIR] [--json OUT] [--originals N]
+Peers need the bench extra: pip install -e '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import nearindex
+from nearindex import evaluation, synthetic
+from nearindex.intake import describe_file
+from nearindex.search import compare_descriptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pairs  # noqa: E402
+from peers import PEERS  # noqa: E402
+
+EDIT_NAMES = (
+    "crop90", "crop75", "crop60", "half", "quarter", "jpeg30", "caption", "watermark", "rotate3", "rotate8",
+    "flip", "gamma", "brighter", "contrast", "border", "grayscale", "screenshot", "paste", "crop75+caption+jpeg50",
+)  # fmt: skip
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+SEED = 20261126
+
+
+def load_colour(path: Path) -> np.ndarray | None:
+    """An image as 8-bit BGR, or None when OpenCV cannot read it or it is tiny."""
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or min(image.shape[:2]) < 64:
+        return None
+    return image if image.dtype == np.uint8 else cv2.convertScaleAbs(image, alpha=255 / 65535)
+
+
+def make_edits(originals: list[Path], cache: Path) -> list[tuple[str, Path, Path]]:
+    """Write (or reuse) every edit of every original; returns (edit, edited path, original)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for index, original in enumerate(originals):
+        image = load_colour(original)
+        if image is None:
+            continue
+        tag = hashlib.blake2b(str(original).encode(), digest_size=4).hexdigest()
+        for name in EDIT_NAMES:
+            target = cache / f"{original.stem}-{tag}__{name.replace('+', '-')}.png"
+            if not target.exists():
+                synthetic.write_image(target, edit(image, name, originals, index))
+            jobs.append((name, target, original))
+    return jobs
+
+
+def edit(image: np.ndarray, name: str, originals: list[Path], index: int) -> np.ndarray:
+    """Apply one named edit; ``paste`` takes its patch from the next original."""
+    if name != "paste":
+        return synthetic.EDITS[name](image)
+    donor = None
+    for step in range(1, len(originals)):
+        donor = load_colour(originals[(index + step) % len(originals)])
+        if donor is not None:
+            break
+    return synthetic.paste_patch(image, donor if donor is not None else image[::-1], area=0.15, seed=index)
+
+
+def choose_collection(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(originals, distractors) from the corpus or from a user's folder."""
+    if args.folder is None:
+        ensure_corpus(args.corpus)
+        return _images(args.corpus / "photos"), _images(args.corpus / "figures")
+    everything = _images(args.folder)
+    rng = np.random.default_rng(SEED)
+    chosen = set(rng.choice(len(everything), size=min(args.originals, len(everything)), replace=False).tolist())
+    return [p for i, p in enumerate(everything) if i in chosen], [p for i, p in enumerate(everything) if i not in chosen]
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def copy_signature(path: Path) -> tuple[np.ndarray, float] | None:
+    """An unblurred 64x64 normalised grid and the aspect ratio, to spot plain copies."""
+    gray = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        return None
+    grid = cv2.resize(gray.astype(np.float32), (64, 64), interpolation=cv2.INTER_AREA).ravel()
+    grid -= grid.mean()
+    norm = float(np.linalg.norm(grid))
+    return (grid / norm, gray.shape[1] / gray.shape[0]) if norm > 0 else None
+
+
+def find_copies(collection: list[Path]) -> list[set[int]]:
+    """For each collection image, the indices of its plain copies in the collection.
+
+    Ground truth must not come from any method under test, so this is a strict,
+    unblurred test: same aspect ratio within 3 % and a 64x64 grayscale
+    correlation of at least 0.97 (re-encodings, re-sizes and copies of a photo
+    inside a figure of the same framing). A query's original *or* one of its
+    copies counts as found, and copy pairs are never used as negatives.
+    """
+    signatures = [copy_signature(p) for p in collection]
+    copies: list[set[int]] = [set() for _ in collection]
+    for i, first in enumerate(signatures):
+        for j in range(i + 1, len(signatures)):
+            second = signatures[j]
+            if first and second and abs(second[1] / first[1] - 1) < 0.03 and float(first[0] @ second[0]) >= 0.97:
+                copies[i].add(j)
+                copies[j].add(i)
+    return copies
+
+
+def negative_pairs(count: int, size: int, copies: list[set[int]]) -> np.ndarray:
+    """``count`` seeded random pairs of distinct, non-copy indices below ``size``."""
+    rng = np.random.default_rng(SEED + 1)
+    pairs = rng.integers(0, size, (count * 3, 2))
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    keep = [pair for pair in pairs if pair[1] not in copies[pair[0]]]
+    order = rng.permutation(len(keep))[:count]
+    return np.asarray([keep[i] for i in sorted(order)])
+
+
+def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dict:  # type: ignore[no-untyped-def]
+    """Retrieval through a real database; verification with ``compare``'s scoring."""
+    with tempfile.TemporaryDirectory() as scratch, nearindex.open(Path(scratch) / "db") as db:
+        db.add(*collection)
+        ranks = []
+        for _name, edited, original in jobs:
+            family = {str(collection[i]) for i in families[original]}
+            results = [m.path for m in db.query(edited, k=10)]
+            ranks.append(next((n for n, path in enumerate(results, 1) if path in family), 11))
+    described = {p: describe_file(str(p)).description for p in {*collection, *(e for _, e, _ in jobs)}}
+    positives = [compare_descriptions(described[e], described[o])[0] for _, e, o in jobs]
+    negative_scores = [compare_descriptions(described[collection[a]], described[collection[b]])[0] for a, b in negatives]
+    return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
+
+
+def evaluate_peer(similarity: Callable, features: dict, collection, jobs, negatives, families) -> dict:  # type: ignore[no-untyped-def]
+    """Retrieval by exhaustive similarity; verification on the same pairs."""
+    library = [features[p] for p in collection]
+    ranks = []
+    for _name, edited, original in jobs:
+        scores = np.array([similarity(features[edited], item) for item in library])
+        ranks.append(evaluation.rank_of_any(scores, families[original]))
+    positives = [similarity(features[e], features[o]) for _, e, o in jobs]
+    negative_scores = [similarity(library[a], library[b]) for a, b in negatives]
+    return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
+
+
+def summarise(raw: dict, jobs) -> dict:  # type: ignore[no-untyped-def]
+    """Per-edit and overall metrics of one method."""
+    names = [name for name, _, _ in jobs]
+    negatives = np.array(raw["negatives"])
+    rows = {}
+    for name in [*EDIT_NAMES, "overall"]:
+        keep = [i for i, n in enumerate(names) if name in ("overall", n)]
+        ranks = [raw["ranks"][i] for i in keep]
+        check = evaluation.verify(np.array([raw["positives"][i] for i in keep]), negatives)
+        rows[name] = {"recall@1": evaluation.recall_at(ranks, 1), "recall@10": evaluation.recall_at(ranks, 10),
+                      "auc": check.auc, "tpr@1%": check.tpr_at_1, "tpr@0.1%": check.tpr_at_01,
+                      "positive_median": check.positive_median, "negative_p99.9": check.negative_p999}  # fmt: skip
+    return rows
+
+
+def print_table(results: dict, metric: str) -> None:
+    """Rows = edits, columns = methods, for one metric."""
+    methods = list(results)
+    print(f"\n{metric}")
+    print(f"{'edit':<24}" + "".join(f"{m:>11}" for m in methods))
+    for name in [*EDIT_NAMES, "overall"]:
+        values = [results[m][name][metric] for m in methods]
+        best = max(values)
+        cells = "".join(f"{v:>10.3f}{'*' if v == best else ' '}" for v in values)
+        print(f"{name:<24}{cells}")
+
+
+def natural_pairs(corpus: Path) -> dict:
+    """nearindex on pairs.tsv: each partner's rank and duplicates' pairwise F1."""
+    photos = corpus / "photos"
+    pairs = read_pairs(corpus)
+    with tempfile.TemporaryDirectory() as scratch, nearindex.open(Path(scratch) / "db") as db:
+        db.add(photos, corpus / "figures")
+        found = [g.paths for g in db.duplicates()]
+        ranks = {}
+        for a, b, _relation in pairs:
+            results = [m.path for m in db.query(photos / a, k=10) if m.path != str(photos / a)]
+            ranks[f"{a} ~ {b}"] = results.index(str(photos / b)) + 1 if str(photos / b) in results else None
+    truth = [{str(photos / a), str(photos / b)} for a, b, _ in pairs]
+    precision, recall, f1 = evaluation.pairwise_f1(found, truth)
+    return {"ranks": ranks, "precision": precision, "recall": recall, "f1": f1}
+
+
+def main() -> None:
+    """Run every method, print the tables, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--folder", type=Path, help="evaluate on this folder instead of the corpus")
+    parser.add_argument("--originals", type=int, default=100, help="originals sampled from --folder")
+    parser.add_argument("--negatives", type=int, default=20_000)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nearindex-eval")
+    parser.add_argument("--json", type=Path, default=Path("evaluation.json"))
+    args = parser.parse_args()
+    originals, distractors = choose_collection(args)
+    collection = originals + distractors
+    jobs = make_edits(originals, args.cache / "edits")
+    copies = find_copies(collection)
+    families = {p: {i, *copies[i]} for i, p in enumerate(collection) if p in set(originals)}
+    negatives = negative_pairs(args.negatives, len(collection), copies)
+    print(f"collection: {len(originals)} originals + {len(distractors)} distractors; {len(jobs)} edits; "
+          f"{len(negatives)} negative pairs; {sum(len(families[o]) > 1 for o in families)} originals have "
+          "plain copies in the collection (either counts as found)")  # fmt: skip
+    results, timings = {}, {}
+    started = time.perf_counter()
+    results["nearindex"] = summarise(evaluate_nearindex(collection, jobs, negatives, families), jobs)
+    timings["nearindex"] = time.perf_counter() - started
+    for name, (extract, similarity) in PEERS.items():
+        started = time.perf_counter()
+        features = {p: extract(p) for p in {*collection, *(e for _, e, _ in jobs)}}
+        results[name] = summarise(evaluate_peer(similarity, features, collection, jobs, negatives, families), jobs)
+        timings[name] = time.perf_counter() - started
+    for metric in ("recall@1", "recall@10", "tpr@0.1%", "tpr@1%", "auc"):
+        print_table(results, metric)
+    print("\nseconds: " + ", ".join(f"{m} {t:.0f}" for m, t in timings.items()))
+    document = {"collection": {"originals": len(originals), "distractors": len(distractors), "edits": len(jobs),
+                               "negatives": len(negatives)}, "results": results, "seconds": timings}  # fmt: skip
+    if args.folder is None:
+        document["natural_pairs"] = natural = natural_pairs(args.corpus)
+        print("\nnatural pairs (nearindex): rank of the partner; duplicates pairwise "
+              f"precision {natural['precision']:.2f} recall {natural['recall']:.2f} F1 {natural['f1']:.2f}")  # fmt: skip
+        for pair, rank in natural["ranks"].items():
+            print(f"  {pair:<40} {rank if rank else '>10'}")
+    args.json.write_text(json.dumps(document, indent=2))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,13 +26,15 @@ from .catalog import Batch, BatchResult, Catalog, FailureRecord, FileState, Stor
 from .engine import create_catalog_engine
 from .errors import DatabaseError, DatabaseLockedError
 from .migrate import current_revision, head_revision, upgrade_catalog
-from .settings import DEFAULT_SETTINGS, Settings
+from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
 from .vectors import VectorIndex
 
 CATALOG_NAME = "catalog.sqlite3"
 LOCK_NAME = "write.lock"
 #: Settings that shape stored vectors, fixed when a database is created.
 _SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction")
+#: A content's window vectors have index ids content_id * WINDOW_SLOTS + window.
+WINDOW_SLOTS = 16
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,16 @@ class Database:
         return flat.reshape(content.thumb_height, content.thumb_width)
 
     def search(self, queries: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """k-NN of descriptors by inner product: (coarse scores, content ids)."""
+        """k-NN of vectors by inner product: (coarse scores, content ids).
+
+        Each stored content has several window vectors, so a content id may
+        appear more than once in a row; missing neighbours are -1.
+        """
         if self._index.size == 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        return self._index.search(queries, k)
+        scores, ids = self._index.search(queries, k)
+        return scores, np.where(ids >= 0, ids // WINDOW_SLOTS, -1)
 
     def counts(self) -> dict[str, int]:
         """Numbers of images (paths), contents, flat contents and failures."""
@@ -213,12 +220,11 @@ class Database:
         result = self._catalog.apply_batch(batch)
         if result.generation != self._generation:
             self._index_dirty = True
-            self._index.remove(np.asarray(result.removed_ids, np.int64))
-            new = [c for c in batch.contents if c.content_hash in result.added_ids and not c.flat]
-            if new:
-                ids = np.asarray([result.added_ids[c.content_hash] for c in new], np.int64)
-                matrix = np.stack([np.frombuffer(c.descriptor, np.float32) for c in new])
-                self._index.add(ids, np.ascontiguousarray(matrix))
+            removed = np.asarray(result.removed_ids, np.int64)[:, None] * WINDOW_SLOTS + np.arange(len(WINDOWS))
+            self._index.remove(removed.ravel())
+            added = result.added_ids
+            new = [(added.get(c.content_hash), c.descriptor) for c in batch.contents if not c.flat]
+            self._add_vectors([(cid, blob) for cid, blob in new if cid is not None])
             self._generation = result.generation
         self._index_stale = was_stale
         return result
@@ -284,11 +290,15 @@ class Database:
         return problems
 
     def _expected_ids(self) -> tuple[set[int], list[int]]:
-        expected, bad = set(), []
-        size = self.settings.dimension * 4
+        """Vector ids the index should hold, and contents whose descriptor is malformed."""
+        expected: set[int] = set()
+        bad: list[int] = []
         for rows in self._catalog.iter_descriptors():
             for cid, blob in rows:
-                (expected.add(cid) if len(blob) == size else bad.append(cid))
+                if len(blob) != self._descriptor_bytes():
+                    bad.append(cid)
+                    continue
+                expected.update(self._vectors_of(cid, blob)[0].tolist())
         return expected, bad
 
     def _repair(self) -> None:
@@ -341,17 +351,27 @@ class Database:
             self.save_index()
 
     def _rebuild_index(self) -> None:
-        index = VectorIndex.empty(self.settings.dimension)
-        size = self.settings.dimension * 4
+        self._index = VectorIndex.empty(self.settings.dimension)
         for rows in self._catalog.iter_descriptors():
-            good = [(cid, blob) for cid, blob in rows if len(blob) == size]
-            if good:
-                ids = np.asarray([cid for cid, _ in good], np.int64)
-                matrix = np.frombuffer(b"".join(blob for _, blob in good), np.float32).reshape(len(good), -1)
-                index.add(ids, np.ascontiguousarray(matrix))
-        self._index = index
+            self._add_vectors([(cid, blob) for cid, blob in rows if len(blob) == self._descriptor_bytes()])
         self._index_dirty = True
         self._index_stale = False
+
+    def _descriptor_bytes(self) -> int:
+        return len(WINDOWS) * self.settings.dimension * 4
+
+    def _vectors_of(self, content_id: int, blob: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """A content's non-zero window vectors and their index ids."""
+        matrix = np.frombuffer(blob, np.float32).reshape(len(WINDOWS), self.settings.dimension)
+        rows = np.flatnonzero(np.abs(matrix).sum(axis=1) > 0)
+        return content_id * WINDOW_SLOTS + rows.astype(np.int64), matrix[rows]
+
+    def _add_vectors(self, contents: list[tuple[int, bytes]]) -> None:
+        pieces = [self._vectors_of(cid, blob) for cid, blob in contents]
+        if pieces:
+            ids = np.concatenate([ids for ids, _ in pieces])
+            matrix = np.ascontiguousarray(np.concatenate([m for _, m in pieces]))
+            self._index.add(ids, matrix)
 
 
 def _load_index_file(directory: Path, generation: int, dimension: int) -> VectorIndex | None:

@@ -115,7 +115,7 @@ def verify(positives: Scores, negatives: Scores) -> Verification:
 
 def pairs_of_groups(groups: Iterable[Iterable[str]]) -> set[frozenset[str]]:
     """Every unordered pair of members inside each group."""
-    pairs = set()
+    pairs: set[frozenset[str]] = set()
     for group in groups:
         members = sorted(set(group))
         pairs.update(frozenset((a, b)) for i, a in enumerate(members) for b in members[i + 1 :])

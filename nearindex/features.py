@@ -7,7 +7,13 @@ An image becomes two things (both pure functions of its grayscale pixels):
   ``blur_fraction`` of that side; the rescorer slides these over each other;
 * a *descriptor*: the thumbnail resized to a ``grid`` x ``grid`` square, minus
   its mean, divided by its L2 norm, so that the inner product of two
-  descriptors is the Pearson correlation of their grids.
+  descriptors is the Pearson correlation of their grids;
+* *window vectors*: the same for a few sub-windows of the thumbnail
+  (``WINDOWS``), so a crop, a caption band or a letterbox of an image still
+  finds the window of the original it shares (the whole-image descriptor
+  is window 0). Measured on the public corpus's generated edits, eight
+  vectors per image raised the share of originals among the first 30
+  candidates from 0.94 to 0.985.
 
 Downscaling before blurring keeps the cost independent of the photo's size;
 the blur's sigma is proportional to the size either way, so the result is the
@@ -22,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .settings import DEFAULT_SETTINGS, Settings
+from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
 
 FloatArray = npt.NDArray[np.float32]
 ByteArray = npt.NDArray[np.uint8]
@@ -36,15 +42,21 @@ class Description:
     """What nearindex keeps of one image's pixels.
 
     Attributes:
-        descriptor: float32 vector of length grid**2; zero-mean and unit-norm,
-            or all zeros for a flat image (so it correlates 0 with everything).
+        vectors: float32 (len(WINDOWS), grid**2) matrix: one zero-mean,
+            unit-norm vector per window (row 0 is the whole image); a row is
+            all zeros where the window is flat, every row for a flat image.
         thumbnail: uint8 blurred grayscale thumbnail, contrast-stretched to 0..255.
         flat: True when the image has no usable structure (a single colour).
     """
 
-    descriptor: FloatArray
+    vectors: FloatArray
     thumbnail: ByteArray
     flat: bool
+
+    @property
+    def descriptor(self) -> FloatArray:
+        """The whole-image descriptor (window 0)."""
+        return np.asarray(self.vectors[0], np.float32)
 
 
 def blur_thumbnail(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SETTINGS) -> FloatArray:
@@ -103,6 +115,30 @@ def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int)
     return normalise(cells.ravel())
 
 
+def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatArray:
+    """Descriptors of every window in ``WINDOWS`` of a blurred thumbnail.
+
+    Args:
+        thumbnail: 2-D blurred grayscale image.
+        grid: Side of the square grid, in cells.
+
+    Returns:
+        float32 (len(WINDOWS), grid**2) matrix, row 0 the whole image.
+    """
+    height, width = thumbnail.shape
+    rows = []
+    for top, bottom, left, right in WINDOWS:
+        y0, x0 = round(top * height), round(left * width)
+        window = thumbnail[y0 : max(round(bottom * height), y0 + 1), x0 : max(round(right * width), x0 + 1)]
+        rows.append(descriptor_from_thumbnail(window, grid=grid))
+    return np.ascontiguousarray(np.stack(rows))
+
+
+def mirrored_vectors(description: Description, *, grid: int) -> FloatArray:
+    """Window vectors of the horizontally mirrored image (to find flipped copies)."""
+    return window_vectors(description.thumbnail[:, ::-1].astype(np.float32), grid=grid)
+
+
 def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:
     """Stretch a thumbnail's range to 0..255 and store it as uint8.
 
@@ -129,7 +165,9 @@ def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SET
     """
     thumb = blur_thumbnail(gray, settings=settings)
     flat = float(np.std(thumb)) < FLAT_STD
-    descriptor = (
-        np.zeros(settings.dimension, np.float32) if flat else descriptor_from_thumbnail(thumb, grid=settings.grid)
-    )
-    return Description(descriptor=descriptor, thumbnail=quantise_thumbnail(thumb), flat=flat or not descriptor.any())
+    vectors = window_vectors(thumb, grid=settings.grid)
+    if flat or not vectors[0].any():
+        # Stretching a flat thumbnail's range would turn float noise into structure.
+        vectors[:] = 0
+        return Description(vectors=vectors, thumbnail=np.zeros(thumb.shape, np.uint8), flat=True)
+    return Description(vectors=vectors, thumbnail=quantise_thumbnail(thumb), flat=False)

@@ -261,7 +261,7 @@ def _new_content(result: FileDescription) -> NewContent:
     thumb = description.thumbnail
     return NewContent(
         content_hash=result.content_hash, width=result.width, height=result.height, flat=description.flat,
-        descriptor=description.descriptor.tobytes(), thumbnail=thumb.tobytes(),
+        descriptor=description.vectors.tobytes(), thumbnail=thumb.tobytes(),
         thumb_width=int(thumb.shape[1]), thumb_height=int(thumb.shape[0]),
     )  # fmt: skip
 

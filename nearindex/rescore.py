@@ -1,22 +1,27 @@
-"""Rescoring: align one blurred thumbnail on the other, then correlate.
+"""Rescoring: align one blurred thumbnail on the other, then correlate robustly.
 
-The vector index compares whole images cell by cell, so a crop or a shift
-costs it correlation. The rescorer recovers it: the central part of one
-thumbnail (a *template*) is slid with ``cv2.matchTemplate``
+The vector index compares images cell by cell, so a crop, a shift or a
+caption costs it correlation. The rescorer recovers it. The central part of
+one thumbnail (a *template*) is slid with ``cv2.matchTemplate``
 (``TM_CCOEFF_NORMED``) over the other at a range of scales, in both
-directions. Scales cover "the same framing" down to "the template image is a
-crop of about half the other's width", which is what a moderate crop, a
-caption band or a letterbox amounts to.
+directions; scales cover "the same framing" down to "the template image is a
+crop of about half the other's width" (a moderate crop, a caption band or a
+letterbox).
 
 Alignment uses *band-pass* thumbnails (the blurred image minus a much more
-blurred one): smooth, unrelated images (gradients, skies, soft abstracts)
-correlate highly in plain blurred form, and taking the best of thousands of
-placements makes that worse. At the best placement the score is the mean of
-the band-pass and the plain correlation (band-pass alone would leave smooth
-images with no signal), mixed with the whole-image descriptor correlation.
-Measured on the public corpus (663 edited copies, 4,793 unrelated pairs),
-this raised the share of edited copies scoring above every unrelated pair
-from 0.27 (plain blurred matching) to 0.90.
+blurred one): smooth, unrelated images (gradients, skies) correlate highly in
+plain blurred form, and the best of many placements makes that worse. At the
+best placement the template and the window are cut into a 4x4 grid of blocks
+and the score is the median (``BLOCK_QUANTILE``) of the block correlations,
+band-pass and plain averaged, so a caption, a watermark or a pasted patch
+that spoils a few blocks does not sink a true copy. The final score mixes
+that with the vectors' coarse correlation.
+
+Measured on the public corpus (generated edits of every other photo against
+5,000 unrelated pairs), the share of true pairs above the score of the top
+0.1 % of unrelated pairs went from 0.895 (75th percentile of blocks, coarse
+weight 0.2) to 0.953 with these values; scoring the whole window at 128 px
+instead of blocks at 64 px did worse on retrieval (recall@1 0.904 vs 0.943).
 """
 
 from __future__ import annotations
@@ -34,13 +39,15 @@ MIN_RELATIVE_SCALE = 0.55
 #: Number of template scales tried per direction (geometric spacing).
 SCALE_STEPS = 9
 #: Templates smaller than this (pixels, either side) are not trusted.
-MIN_TEMPLATE_SIDE = 12
+MIN_TEMPLATE_SIDE = 8
 #: Sigma of the blur subtracted for the band-pass image, as a fraction of the long side.
 BANDPASS_FRACTION = 0.06
-#: Weight of the band-pass correlation against the plain one at the best placement.
-BANDPASS_WEIGHT = 0.5
-#: Weight of the whole-image descriptor correlation in the final score.
-COARSE_WEIGHT = 0.2
+#: The aligned template and window are compared in BLOCKS x BLOCKS blocks ...
+BLOCKS = 4
+#: ... and this quantile of the block correlations is the aligned score.
+BLOCK_QUANTILE = 0.5
+#: Weight of the vectors' coarse correlation in the final score.
+COARSE_WEIGHT = 0.35
 
 Image = npt.NDArray[np.float32]
 
@@ -58,16 +65,22 @@ class Prepared:
         return float(self.bandpass.std()) > 1e-6 and float(self.plain.std()) > 1e-6
 
 
-def prepare(thumbnail: npt.NDArray[np.uint8] | Image) -> Prepared:
-    """Compute the float and band-pass versions of a thumbnail once.
+def prepare(thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrored: bool = False) -> Prepared:
+    """Downscale a thumbnail to the rescoring size and compute its band-pass once.
 
     Args:
         thumbnail: 2-D blurred grayscale thumbnail (uint8 or float).
+        side: Long side to work at, in pixels (never upscaled).
+        mirrored: Flip it horizontally first (to match a mirrored copy).
 
     Returns:
         The Prepared pair, reusable against many other thumbnails.
     """
-    plain = thumbnail.astype(np.float32)
+    plain = np.ascontiguousarray(thumbnail[:, ::-1] if mirrored else thumbnail, np.float32)
+    ratio = side / max(plain.shape)
+    if ratio < 1:
+        size = (max(1, round(plain.shape[1] * ratio)), max(1, round(plain.shape[0] * ratio)))
+        plain = np.asarray(cv2.resize(plain, size, interpolation=cv2.INTER_AREA), np.float32)
     sigma = BANDPASS_FRACTION * max(plain.shape)
     background = cv2.GaussianBlur(plain, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     return Prepared(plain=plain, bandpass=plain - background)
@@ -79,13 +92,13 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> float:
     Args:
         first: One image, from ``prepare``.
         second: The other image.
-        coarse: Inner product of the two descriptors (-1..1).
+        coarse: Correlation of the two images' vectors (-1..1).
 
     Returns:
         A score in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
-        max(coarse, 0)`` where ``aligned`` is the best, over both directions,
-        of the mixed band-pass/plain correlation at the best placement;
-        0 when either image is flat.
+        max(coarse, 0)``, where ``aligned`` is the better of the two
+        directions' robust block correlation at the best placement; 0 when
+        either image is flat.
     """
     if not (first.usable and second.usable):
         return 0.0
@@ -108,7 +121,10 @@ def template_scales(source: tuple[int, ...], target: tuple[int, ...]) -> list[fl
     fit = min(target[0] / (TEMPLATE_FRACTION * source[0]), target[1] / (TEMPLATE_FRACTION * source[1]))
     same_framing = min(target[0] / source[0], target[1] / source[1])
     low = min(fit, same_framing * MIN_RELATIVE_SCALE)
-    return [float(s) for s in np.geomspace(fit, low, SCALE_STEPS)]
+    scales = {float(s) for s in np.geomspace(fit, low, SCALE_STEPS)}
+    if low <= same_framing <= fit:
+        scales.add(same_framing)  # an uncropped copy aligns exactly
+    return sorted(scales, reverse=True)
 
 
 def central_part(image: Image) -> Image:
@@ -119,18 +135,15 @@ def central_part(image: Image) -> Image:
     return image[dy : height - dy, dx : width - dx]
 
 
-def align_into(source: Prepared, target: Prepared) -> float:
-    """Mixed correlation of ``source``'s central part at its best placement in ``target``.
-
-    The placement (scale and position) maximises the band-pass
-    ``TM_CCOEFF_NORMED``; the result mixes that with the plain correlation of
-    the same window.
+def best_placement(source: Prepared, target: Prepared) -> tuple[float, tuple[int, int], tuple[int, int]] | None:
+    """Where ``source``'s central part fits best in ``target`` (band-pass correlation).
 
     Returns:
-        The mixed correlation (-1..1), or 0 when no scale gives a usable template.
+        (scale, (x, y), (width, height)) of the best window in ``target``, or
+        None when no scale gives a usable template.
     """
-    band_template, plain_template = central_part(source.bandpass), central_part(source.plain)
-    best: tuple[float, float] | None = None
+    band_template = central_part(source.bandpass)
+    best: tuple[float, float, tuple[int, int], tuple[int, int]] | None = None
     for scale in template_scales(source.plain.shape, target.plain.shape):
         size = (round(band_template.shape[1] * scale), round(band_template.shape[0] * scale))
         if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.plain.shape[1] or size[1] > target.plain.shape[0]:
@@ -138,13 +151,53 @@ def align_into(source: Prepared, target: Prepared) -> float:
         template = _resize(band_template, size, scale)
         if float(template.std()) < 1e-6:
             continue
-        _, band, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target.bandpass, template, cv2.TM_CCOEFF_NORMED))
-        if best is None or band > best[0]:
-            window = target.plain[y : y + size[1], x : x + size[0]]
-            best = (band, correlation(_resize(plain_template, size, scale), window))
-    if best is None:
+        _, value, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target.bandpass, template, cv2.TM_CCOEFF_NORMED))
+        if best is None or value > best[0]:
+            best = (value, scale, (int(x), int(y)), size)
+    return None if best is None else best[1:]
+
+
+def align_into(source: Prepared, target: Prepared) -> float:
+    """Robust correlation of ``source``'s central part at its best placement in ``target``.
+
+    Returns:
+        The mean of the band-pass and the plain ``BLOCK_QUANTILE`` block
+        correlations (-1..1), or 0 when no placement is usable.
+    """
+    placement = best_placement(source, target)
+    if placement is None:
         return 0.0
-    return BANDPASS_WEIGHT * best[0] + (1 - BANDPASS_WEIGHT) * best[1]
+    scale, (x, y), (width, height) = placement
+    scores = []
+    for template, image in ((source.bandpass, target.bandpass), (source.plain, target.plain)):
+        resized = _resize(central_part(template), (width, height), scale)
+        scores.append(block_quantile(resized, image[y : y + height, x : x + width]))
+    return float(np.mean(scores))
+
+
+def block_quantile(first: Image, second: Image) -> float:
+    """``BLOCK_QUANTILE`` of the Pearson correlations of corresponding blocks.
+
+    Blocks where either image is flat are left out; 0 when all are.
+    """
+    rows, cols = first.shape[0] // BLOCKS, first.shape[1] // BLOCKS
+    if rows == 0 or cols == 0:
+        return correlation(first, second)
+    a, b = (_blocks(image[: rows * BLOCKS, : cols * BLOCKS], rows, cols) for image in (first, second))
+    a -= a.mean(axis=1, keepdims=True)
+    b -= b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    usable = denominator > 1e-9
+    if not usable.any():
+        return 0.0
+    values = (a * b).sum(axis=1)[usable] / denominator[usable]
+    return float(np.quantile(values, BLOCK_QUANTILE))
+
+
+def _blocks(image: Image, rows: int, cols: int) -> npt.NDArray[np.float64]:
+    """(BLOCKS**2, rows*cols) matrix of the image's blocks, row-major."""
+    tiles = image.astype(np.float64).reshape(BLOCKS, rows, BLOCKS, cols).transpose(0, 2, 1, 3)
+    return tiles.reshape(BLOCKS * BLOCKS, rows * cols)
 
 
 def correlation(first: Image, second: Image) -> float:

@@ -1,31 +1,37 @@
 """Finding look-alikes: query, compare and all duplicate groups.
 
-Every answer has two numbers: ``coarse``, the inner product of descriptors
-(what the vector index ranks by, the Pearson correlation of the 32x32 grids),
-and ``score``, the rescored correlation of the thumbnails allowing shift, crop
-and scale, which is what results are ranked and judged by.
+Every answer has two numbers: ``coarse``, the best inner product between the
+two images' window vectors (what the vector index ranks candidates by: a
+Pearson correlation of blurred 16x16 grids), and ``score``, the rescored
+correlation of the thumbnails allowing shift, crop and scale, which is what
+results are ranked and judged by. A horizontally mirrored copy is searched
+for too (one more set of vectors per query) and reported as ``mirrored``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
-from .database import Database
-from .features import Description
+from .catalog import StoredContent
+from .database import WINDOW_SLOTS, Database
+from .features import Description, window_vectors
 from .intake import FileDescription, describe_file
 from .rescore import Prepared, prepare, rescore
 from .settings import DEFAULT_SETTINGS, Settings
 
-#: Neighbours per image looked at by ``find_duplicates``.
+#: Neighbours per vector looked at by ``find_duplicates``.
 DUPLICATE_NEIGHBOURS = 10
-#: Neighbours below this coarse correlation are not rescored by ``find_duplicates``.
+#: Candidates below this coarse correlation are not rescored by ``find_duplicates``.
 DUPLICATE_MIN_COARSE = 0.3
 #: Groups up to this many contents get every pair rescored for their score.
 FULL_PAIRS_LIMIT = 16
+#: The mirrored orientation is rescored when its coarse correlation comes within this of the direct one.
+MIRROR_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,12 +41,14 @@ class Match:
     Attributes:
         path: The stored file.
         score: Rescored correlation, 0..1 (1.0 for a byte-identical copy).
-        coarse: Descriptor inner product, -1..1.
+        coarse: Best window-vector inner product, -1..1.
+        mirrored: The stored image matches the query flipped left to right.
     """
 
     path: str
     score: float
     coarse: float
+    mirrored: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,9 @@ class Comparison:
         a: First file.
         b: Second file.
         score: Rescored correlation, 0..1.
-        coarse: Descriptor inner product, -1..1.
+        coarse: Best window-vector inner product, -1..1.
         duplicate: ``score`` reaches the duplicate threshold.
+        mirrored: ``b`` matches ``a`` flipped left to right.
     """
 
     a: str
@@ -60,6 +69,7 @@ class Comparison:
     score: float
     coarse: float
     duplicate: bool
+    mirrored: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,64 @@ class DuplicateGroup:
     score: float
 
 
+class Side:
+    """One image ready for pair scoring: window vectors and prepared thumbnails.
+
+    Args:
+        vectors: (windows, dimension) window vectors, row 0 the whole image.
+        thumbnail: The stored or computed uint8 blurred thumbnail.
+        settings: Grid and rescoring size.
+    """
+
+    def __init__(self, vectors: npt.NDArray[np.float32], thumbnail: npt.NDArray[np.uint8], settings: Settings) -> None:
+        self.vectors = vectors
+        self.thumbnail = thumbnail
+        self._settings = settings
+
+    @classmethod
+    def of(cls, description: Description, settings: Settings) -> Side:
+        """The Side of a freshly described image."""
+        return cls(description.vectors, description.thumbnail, settings)
+
+    @cached_property
+    def prepared(self) -> Prepared:
+        """The thumbnail prepared for rescoring."""
+        return prepare(self.thumbnail, side=self._settings.rescore_side)
+
+    @cached_property
+    def prepared_mirrored(self) -> Prepared:
+        """The mirrored thumbnail prepared for rescoring."""
+        return prepare(self.thumbnail, side=self._settings.rescore_side, mirrored=True)
+
+    @cached_property
+    def mirrored_vectors(self) -> npt.NDArray[np.float32]:
+        """Window vectors of the mirrored image."""
+        return window_vectors(self.thumbnail[:, ::-1].astype(np.float32), grid=self._settings.grid)
+
+
+def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
+    """Largest inner product between any window vector of two images, without BLAS."""
+    products = (first[:, None, :].astype(np.float64) * second[None, :, :]).sum(axis=2)
+    return float(products.max())
+
+
+def score_pair(query: Side, stored: Side) -> tuple[float, float, bool]:
+    """Rescore two images in both orientations of the first.
+
+    Returns:
+        (score, coarse, mirrored) of the better orientation; the mirrored one
+        is only rescored when its coarse correlation comes close.
+    """
+    coarse = best_inner_product(query.vectors, stored.vectors)
+    score = rescore(query.prepared, stored.prepared, coarse=coarse)
+    mirrored_coarse = best_inner_product(query.mirrored_vectors, stored.vectors)
+    if mirrored_coarse > coarse - MIRROR_MARGIN:
+        mirrored_score = rescore(query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse)
+        if mirrored_score > score:
+            return mirrored_score, mirrored_coarse, True
+    return score, coarse, False
+
+
 def describe_query(path: str | os.PathLike[str], settings: Settings = DEFAULT_SETTINGS) -> FileDescription:
     """Describe an image file for a query (it need not be stored).
 
@@ -83,17 +151,6 @@ def describe_query(path: str | os.PathLike[str], settings: Settings = DEFAULT_SE
         ImageError: If the file cannot be read or is not an image.
     """
     return describe_file(os.fspath(path), settings=settings)
-
-
-def inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
-    """Inner product of two descriptors (their Pearson correlation), without BLAS."""
-    return float((first.astype(np.float64) * second).sum())
-
-
-def compare_descriptions(first: Description, second: Description) -> tuple[float, float]:
-    """(score, coarse) of two described images."""
-    coarse = inner_product(first.descriptor, second.descriptor)
-    return rescore(prepare(first.thumbnail), prepare(second.thumbnail), coarse=coarse), coarse
 
 
 def compare(
@@ -113,19 +170,21 @@ def compare(
         ImageError: If either file cannot be read or is not an image.
     """
     first, second = describe_query(a, settings), describe_query(b, settings)
-    assert first.description is not None and second.description is not None
-    score, coarse = compare_descriptions(first.description, second.description)
     if first.content_hash == second.content_hash:
-        score, coarse = 1.0, 1.0
-    return Comparison(os.fspath(a), os.fspath(b), score, coarse, score >= settings.duplicate_threshold)
+        return Comparison(os.fspath(a), os.fspath(b), 1.0, 1.0, True)
+    assert first.description is not None and second.description is not None
+    score, coarse, mirrored = score_pair(Side.of(first.description, settings), Side.of(second.description, settings))
+    duplicate = score >= settings.duplicate_threshold
+    return Comparison(os.fspath(a), os.fspath(b), score, coarse, duplicate, mirrored)
 
 
 def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min_score: float = 0.0) -> list[Match]:
     """Stored images most like ``image``, best first.
 
-    Takes the vector index's top candidates (at least ``settings.candidates``,
-    and three per requested result), rescores each against the query's
-    thumbnail, and ranks by that score. Byte-identical stored copies score 1.0.
+    The query's window vectors, and those of its mirror image, pick the
+    vector index's top candidates (at least ``settings.candidates``, and
+    three per requested result); each is rescored against the query's
+    thumbnail and ranked by that score. Byte-identical stored copies score 1.0.
 
     Args:
         database: An open database.
@@ -144,36 +203,53 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
         raise ValueError(f"k must be >= 1, got {k}")
     described = describe_query(image, database.settings)
     assert described.description is not None
-    scored = _rescore_candidates(database, described.description, max(database.settings.candidates, 3 * k))
+    count = max(database.settings.candidates, 3 * k)
+    scored = _rescore_candidates(database, Side.of(described.description, database.settings), count)
     for path in database.paths_with_hash(described.content_hash):
         scored[path] = Match(path, 1.0, 1.0)
     ranked = sorted(scored.values(), key=lambda m: (-m.score, -m.coarse, m.path))
     return [m for m in ranked if m.score >= min_score][:k]
 
 
-def _rescore_candidates(database: Database, description: Description, count: int) -> dict[str, Match]:
-    if description.flat:
-        return {}
-    coarse, ids = database.search(description.descriptor[None, :], count)
-    pairs = [(int(i), float(c)) for i, c in zip(ids[0], coarse[0], strict=True) if i >= 0]
-    stored = database.stored_contents([i for i, _ in pairs])
-    paths = database.paths_of([i for i, _ in pairs])
+def candidate_contents(database: Database, side: Side, count: int) -> list[int]:
+    """The ``count`` stored contents whose window vectors best match either orientation."""
+    best: dict[int, float] = {}
+    for vectors in (side.vectors, side.mirrored_vectors):
+        usable = vectors[np.abs(vectors).sum(axis=1) > 0]
+        if not len(usable):
+            continue
+        coarse, ids = database.search(np.ascontiguousarray(usable), count)
+        for value, content_id in zip(coarse.ravel(), ids.ravel(), strict=True):
+            if content_id >= 0 and value > best.get(int(content_id), -2.0):
+                best[int(content_id)] = float(value)
+    return sorted(best, key=lambda cid: -best[cid])[:count]
+
+
+def _rescore_candidates(database: Database, side: Side, count: int) -> dict[str, Match]:
+    ids = candidate_contents(database, side, count)
+    stored = database.stored_contents(ids)
+    paths = database.paths_of(ids)
     matches = {}
-    prepared = prepare(description.thumbnail)
-    for content_id, coarse_score in pairs:
-        score = rescore(prepared, prepare(database.thumbnail(stored[content_id])), coarse=coarse_score)
+    for content_id in ids:
+        score, coarse, mirrored = score_pair(side, _stored_side(database, stored[content_id]))
         for path in paths.get(content_id, []):
-            matches[path] = Match(path, score, coarse_score)
+            matches[path] = Match(path, score, coarse, mirrored)
     return matches
+
+
+def _stored_side(database: Database, content: StoredContent) -> Side:
+    vectors = np.frombuffer(content.descriptor, np.float32).reshape(-1, database.settings.dimension)
+    return Side(vectors, database.thumbnail(content), database.settings)
 
 
 def find_duplicates(database: Database, *, min_score: float | None = None) -> list[DuplicateGroup]:
     """All groups of near-duplicate images in the database, largest first.
 
-    Each stored vector's nearest neighbours (``DUPLICATE_NEIGHBOURS``, coarse
-    at least ``DUPLICATE_MIN_COARSE``) are rescored; pairs scoring at least
-    ``min_score`` are joined with union-find; byte-identical copies are always
-    joined.
+    Each stored content's window vectors (and its mirror image's) fetch
+    ``DUPLICATE_NEIGHBOURS`` neighbours each; neighbours with a coarse
+    correlation of at least ``DUPLICATE_MIN_COARSE`` are rescored, pairs
+    scoring at least ``min_score`` are joined with union-find, and
+    byte-identical copies are always joined.
 
     Args:
         database: An open database.
@@ -196,45 +272,54 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
 
 
 class _PairScorer:
-    """Rescores pairs of stored contents, preparing each thumbnail once."""
+    """Rescores pairs of stored contents, preparing each one once."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._prepared: dict[int, Prepared] = {}
-        self._descriptors: dict[int, npt.NDArray[np.float32]] = {}
+        self._sides: dict[int, Side] = {}
+
+    def side(self, content_id: int) -> Side:
+        """The Side of a stored content (loaded once)."""
+        if content_id not in self._sides:
+            self.load([content_id])
+        return self._sides[content_id]
 
     def load(self, content_ids: list[int]) -> None:
-        """Fetch and prepare the contents not seen yet."""
-        missing = [cid for cid in content_ids if cid not in self._prepared]
+        """Fetch the contents not loaded yet."""
+        missing = [cid for cid in content_ids if cid not in self._sides]
         for cid, content in self._database.stored_contents(missing).items():
-            self._prepared[cid] = prepare(self._database.thumbnail(content))
-            self._descriptors[cid] = np.frombuffer(content.descriptor, np.float32)
-
-    def descriptors(self, content_ids: list[int]) -> npt.NDArray[np.float32]:
-        """The descriptors of loaded contents as one C-contiguous matrix."""
-        return np.ascontiguousarray(np.stack([self._descriptors[cid] for cid in content_ids]))
+            self._sides[cid] = _stored_side(self._database, content)
 
     def score(self, first: int, second: int) -> float:
-        """Rescored score of two contents (loads them if needed)."""
-        self.load([first, second])
-        coarse = inner_product(self._descriptors[first], self._descriptors[second])
-        return rescore(self._prepared[first], self._prepared[second], coarse=coarse)
+        """Rescored score of two contents, either orientation."""
+        return score_pair(self.side(first), self.side(second))[0]
 
 
 def _scored_edges(database: Database, scorer: _PairScorer, threshold: float) -> dict[tuple[int, int], float]:
-    """Rescore each vector's near neighbours; keep pairs at or above threshold."""
-    ids = [int(i) for i in database.index.ids()]
+    """Rescore each content's near neighbours; keep pairs at or above threshold."""
+    content_ids = sorted({int(i) for i in database.index.ids() // WINDOW_SLOTS})
     scored: dict[tuple[int, int], float] = {}
-    for start in range(0, len(ids), 1024):
-        chunk = ids[start : start + 1024]
+    for start in range(0, len(content_ids), 256):
+        chunk = content_ids[start : start + 256]
         scorer.load(chunk)
-        coarse, neighbours = database.search(scorer.descriptors(chunk), DUPLICATE_NEIGHBOURS + 1)
-        for row, first in enumerate(chunk):
-            for value, second in zip(coarse[row], neighbours[row], strict=True):
-                pair = (min(first, int(second)), max(first, int(second)))
-                if second >= 0 and second != first and value >= DUPLICATE_MIN_COARSE and pair not in scored:
+        for first in chunk:
+            for second in _near_contents(database, scorer.side(first)):
+                pair = (min(first, second), max(first, second))
+                if second != first and pair not in scored:
                     scored[pair] = scorer.score(*pair)
     return {pair: score for pair, score in scored.items() if score >= threshold}
+
+
+def _near_contents(database: Database, side: Side) -> set[int]:
+    found: set[int] = set()
+    for vectors in (side.vectors, side.mirrored_vectors):
+        usable = np.ascontiguousarray(vectors[np.abs(vectors).sum(axis=1) > 0])
+        if len(usable):
+            coarse, ids = database.search(usable, DUPLICATE_NEIGHBOURS)
+            found.update(
+                int(i) for c, i in zip(coarse.ravel(), ids.ravel(), strict=True) if i >= 0 and c >= DUPLICATE_MIN_COARSE
+            )
+    return found
 
 
 def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:

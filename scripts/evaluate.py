@@ -97,7 +97,9 @@ def choose_collection(args: argparse.Namespace) -> tuple[list[Path], list[Path]]
     everything = _images(args.folder)
     rng = np.random.default_rng(SEED)
     chosen = set(rng.choice(len(everything), size=min(args.originals, len(everything)), replace=False).tolist())
-    return [p for i, p in enumerate(everything) if i in chosen], [p for i, p in enumerate(everything) if i not in chosen]
+    return [p for i, p in enumerate(everything) if i in chosen], [
+        p for i, p in enumerate(everything) if i not in chosen
+    ]
 
 
 def _images(folder: Path) -> list[Path]:
@@ -156,7 +158,9 @@ def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dic
             ranks.append(next((n for n, path in enumerate(results, 1) if path in family), 11))
     described = {p: describe_file(str(p)).description for p in {*collection, *(e for _, e, _ in jobs)}}
     positives = [compare_descriptions(described[e], described[o])[0] for _, e, o in jobs]
-    negative_scores = [compare_descriptions(described[collection[a]], described[collection[b]])[0] for a, b in negatives]
+    negative_scores = [
+        compare_descriptions(described[collection[a]], described[collection[b]])[0] for a, b in negatives
+    ]
     return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
 
 

@@ -7,15 +7,19 @@ real FAISS index in a temporary directory.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nearindex
 from nearindex import synthetic
+from nearindex.catalog import NewContent
+from nearindex.settings import WINDOWS
 
 #: Edits applied to each edited original in the standard collection.
 EDIT_NAMES = ("crop90", "crop75", "half", "jpeg30", "caption", "border", "gamma", "shift")
@@ -91,6 +95,18 @@ def collection(tmp_path: Path, _pristine_collection: Collection) -> Collection:
         },
         unrelated=[root / path.relative_to(_pristine_collection.root) for path in _pristine_collection.unrelated],
     )
+
+
+def new_content(seed: int, dimension: int, *, flat: bool = False) -> NewContent:
+    """A catalog content with random unit window vectors and a small random thumbnail."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((len(WINDOWS), dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return NewContent(
+        content_hash=hashlib.sha256(f"content {seed}".encode()).digest(),
+        width=80, height=60, flat=flat, descriptor=vectors.tobytes(),
+        thumbnail=rng.integers(0, 256, 48, dtype=np.uint8).tobytes(), thumb_width=8, thumb_height=6,
+    )  # fmt: skip
 
 
 @pytest.fixture

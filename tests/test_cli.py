@@ -229,10 +229,10 @@ def test_query_json_lists_matches_best_first(stored: Stored) -> None:
     assert set(document) == {"query", "results"}
     assert document["query"] == str(image)
     results = document["results"]
-    assert results and all(set(match) == {"path", "score", "coarse"} for match in results)
+    assert results and all(set(match) == {"path", "score", "coarse", "mirrored"} for match in results)
     scores = [match["score"] for match in results]
     assert scores == sorted(scores, reverse=True)
-    assert results[0] == {"path": str(image), "score": 1.0, "coarse": 1.0}
+    assert results[0] == {"path": str(image), "score": 1.0, "coarse": 1.0, "mirrored": False}
     assert str(stored.collection.edits[0]["jpeg30"]) in {match["path"] for match in results}
 
 
@@ -273,7 +273,7 @@ def test_compare_calls_an_edit_a_duplicate_and_a_texture_not(stored: Stored, tmp
     original, edit = stored.collection.originals[0], stored.collection.edits[0]["jpeg30"]
     texture = next(p for p in stored.collection.unrelated if p.name.startswith("texture"))
     same = parse_json(invoke(tmp_path / "nodb", "compare", str(original), str(edit), "--json"))
-    assert set(same) == {"a", "b", "score", "coarse", "duplicate"}
+    assert set(same) == {"a", "b", "score", "coarse", "duplicate", "mirrored"}
     assert (same["a"], same["b"], same["duplicate"]) == (str(original), str(edit), True)
     other = parse_json(invoke(tmp_path / "nodb", "compare", str(original), str(texture), "--json"))
     assert other["duplicate"] is False

@@ -14,10 +14,12 @@ from sqlalchemy import text
 
 import nearindex
 from nearindex import DatabaseError, DatabaseLockedError, synthetic
-from nearindex.catalog import Batch, Catalog, FailureRecord, FileRecord, NewContent
-from nearindex.database import CATALOG_NAME, Database
+from nearindex.catalog import Batch, Catalog, FailureRecord, FileRecord
+from nearindex.database import CATALOG_NAME, WINDOW_SLOTS, Database
 from nearindex.engine import BUSY_TIMEOUT_MS, create_catalog_engine
+from nearindex.settings import WINDOWS
 from nearindex.vectors import VectorIndex, index_file, index_files
+from tests.conftest import new_content
 
 #: Edits of the first scene stored next to it (its near-duplicates).
 EDIT_NAMES = ("crop90", "crop75", "half", "jpeg30", "caption", "border")
@@ -58,18 +60,6 @@ def write_images(root: Path, *, seeds: range, edited: int | None = None) -> Coll
 # -- helpers ------------------------------------------------------------------------
 
 
-def new_content(seed: int, dimension: int, *, flat: bool = False) -> NewContent:
-    """A content with a random unit descriptor and a small thumbnail."""
-    rng = np.random.default_rng(seed)
-    descriptor = rng.standard_normal(dimension).astype(np.float32)
-    descriptor /= np.linalg.norm(descriptor)
-    return NewContent(
-        content_hash=hashlib.sha256(f"content {seed}".encode()).digest(),
-        width=80, height=60, flat=flat, descriptor=descriptor.tobytes(),
-        thumbnail=rng.integers(0, 256, 48, dtype=np.uint8).tobytes(), thumb_width=8, thumb_height=6,
-    )  # fmt: skip
-
-
 def batch_of(seeds: range, dimension: int, *, folder: str = "/photos") -> Batch:
     """New contents for ``seeds``, each stored under one path in ``folder``."""
     contents = [new_content(seed, dimension) for seed in seeds]
@@ -99,7 +89,8 @@ def catalog_generation(directory: Path) -> int:
 
 
 def ids_of(index: VectorIndex) -> set[int]:
-    return set(index.ids().tolist())
+    """The content ids an index holds vectors of (several window vectors each)."""
+    return set((index.ids() // WINDOW_SLOTS).tolist())
 
 
 def only_index_file(directory: Path) -> Path:
@@ -159,7 +150,7 @@ def test_a_new_directory_gets_a_catalog_and_one_index_file(tmp_path: Path, image
     assert (again.images, again.contents, again.vectors, again.generation) == (
         info.images, info.contents, info.vectors, info.generation,
     )  # fmt: skip
-    assert info.images == len(images.all_files) and info.vectors == info.contents - info.flat
+    assert info.images == len(images.all_files) and info.vectors == len(WINDOWS) * (info.contents - info.flat)
 
 
 def test_an_empty_new_database_has_an_index_file_of_its_generation(db_path: Path) -> None:
@@ -248,7 +239,7 @@ def test_an_index_file_of_an_older_generation_is_rebuilt_from_the_catalog(closed
     shutil.copy2(saved, old_file)  # as if the newer file was never written
 
     with nearindex.open(closed_db) as db:
-        assert db.info().vectors == len(indexed_ids(closed_db))
+        assert db.info().vectors == len(WINDOWS) * len(indexed_ids(closed_db))
         assert db.query(sorted(more_images.glob("*.jpg"))[0], k=1)[0].score == 1.0
     assert only_index_file(closed_db) == index_file(closed_db, catalog_generation(closed_db))
     assert ids_of(VectorIndex.load(only_index_file(closed_db))) == indexed_ids(closed_db)

@@ -79,7 +79,8 @@ def test_blurring_after_downscaling_matches_blurring_at_full_size() -> None:
     image = gray(synthetic.make_scene(5, width=1600, height=1200))
     sigma = DEFAULT_SETTINGS.blur_fraction * max(image.shape)
     full = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    costly = normalise(cv2.resize(full, (32, 32), interpolation=cv2.INTER_AREA).ravel())
+    grid = DEFAULT_SETTINGS.grid
+    costly = normalise(cv2.resize(full, (grid, grid), interpolation=cv2.INTER_AREA).ravel())
     assert float(np.dot(costly, describe(image).descriptor)) > 0.99
 
 

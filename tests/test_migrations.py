@@ -15,7 +15,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -23,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from nearindex import DatabaseLockedError, SchemaTooNewError
-from nearindex.catalog import Batch, FileRecord, NewContent
+from nearindex.catalog import Batch, FileRecord
 from nearindex.database import CATALOG_NAME, Database
 from nearindex.engine import create_catalog_engine
 from nearindex.migrate import (
@@ -35,6 +34,7 @@ from nearindex.migrate import (
     upgrade_catalog,
 )
 from nearindex.models import Base
+from tests.conftest import new_content
 
 REPO = Path(__file__).resolve().parents[1]
 REVISION_ID = re.compile(r"^(\d{4})_[a-z0-9_]+$")
@@ -48,19 +48,6 @@ def scripts() -> ScriptDirectory:
 def chain_from_base() -> list[str]:
     """Revision ids from the first to the head."""
     return [script.revision for script in scripts().walk_revisions()][::-1]
-
-
-def new_content(seed: int, dimension: int) -> NewContent:
-    """A content with a random unit descriptor and a small thumbnail."""
-    rng = np.random.default_rng(seed)
-    descriptor = rng.standard_normal(dimension).astype(np.float32)
-    descriptor /= np.linalg.norm(descriptor)
-    thumbnail = rng.integers(0, 256, 8 * 6, dtype=np.uint8).tobytes()
-    return NewContent(
-        content_hash=hashlib.sha256(f"content {seed}".encode()).digest(),
-        width=80, height=60, flat=False, descriptor=descriptor.tobytes(),
-        thumbnail=thumbnail, thumb_width=8, thumb_height=6,
-    )  # fmt: skip
 
 
 def populate(directory: Path, count: int = 4) -> None:

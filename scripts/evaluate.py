@@ -41,8 +41,8 @@ from nearindex.intake import describe_file
 from nearindex.search import compare_descriptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pairs  # noqa: E402
-from peers import PEERS  # noqa: E402
+from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pairs
+from peers import PEERS
 
 EDIT_NAMES = (
     "crop90", "crop75", "crop60", "half", "quarter", "jpeg30", "caption", "watermark", "rotate3", "rotate8",
@@ -254,8 +254,8 @@ def main() -> None:
                                "negatives": len(negatives)}, "results": results, "seconds": timings}  # fmt: skip
     if args.folder is None:
         document["natural_pairs"] = natural = natural_pairs(args.corpus)
-        print("\nnatural pairs (nearindex): rank of the partner; duplicates pairwise "
-              f"precision {natural['precision']:.2f} recall {natural['recall']:.2f} F1 {natural['f1']:.2f}")  # fmt: skip
+        quality = f"precision {natural['precision']:.2f} recall {natural['recall']:.2f} F1 {natural['f1']:.2f}"
+        print(f"\nnatural pairs (nearindex): rank of the partner; duplicates pairwise {quality}")
         for pair, rank in natural["ranks"].items():
             print(f"  {pair:<40} {rank if rank else '>10'}")
     args.json.write_text(json.dumps(document, indent=2))

@@ -53,7 +53,8 @@ def matches_text(matches: Sequence[Match]) -> str:
     """Query results as a table (or a line saying there are none)."""
     if not matches:
         return "no similar images"
-    return table(["score", "coarse", "path"], [(m.score, m.coarse, m.path) for m in matches])
+    rows = [(m.score, m.coarse, "mirrored" if m.mirrored else "", m.path) for m in matches]
+    return table(["score", "coarse", "note", "path"], rows)
 
 
 def matches_json(query: str, matches: Sequence[Match]) -> dict[str, Any]:
@@ -64,6 +65,8 @@ def matches_json(query: str, matches: Sequence[Match]) -> dict[str, Any]:
 def comparison_text(result: Comparison) -> str:
     """A comparison as labelled lines."""
     verdict = "duplicate" if result.duplicate else "not a duplicate"
+    if result.mirrored:
+        verdict += " (mirrored)"
     return f"score   {result.score:.3f}\ncoarse  {result.coarse:.3f}\nverdict {verdict}"
 
 

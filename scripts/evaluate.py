@@ -38,7 +38,8 @@ import numpy as np
 import nearindex
 from nearindex import evaluation, synthetic
 from nearindex.intake import describe_file
-from nearindex.search import compare_descriptions
+from nearindex.search import Side, score_pair
+from nearindex.settings import DEFAULT_SETTINGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pairs
@@ -156,12 +157,17 @@ def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dic
             family = {str(collection[i]) for i in families[original]}
             results = [m.path for m in db.query(edited, k=10)]
             ranks.append(next((n for n, path in enumerate(results, 1) if path in family), 11))
-    described = {p: describe_file(str(p)).description for p in {*collection, *(e for _, e, _ in jobs)}}
-    positives = [compare_descriptions(described[e], described[o])[0] for _, e, o in jobs]
-    negative_scores = [
-        compare_descriptions(described[collection[a]], described[collection[b]])[0] for a, b in negatives
-    ]
+    sides = {p: _side(p) for p in {*collection, *(e for _, e, _ in jobs)}}
+    positives = [score_pair(sides[e], sides[o])[0] for _, e, o in jobs]
+    negative_scores = [score_pair(sides[collection[a]], sides[collection[b]])[0] for a, b in negatives]
     return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
+
+
+def _side(path: Path) -> Side:
+    """What ``compare`` scores an image with (the description is never None for a new file)."""
+    description = describe_file(str(path)).description
+    assert description is not None
+    return Side.of(description, DEFAULT_SETTINGS)
 
 
 def evaluate_peer(similarity: Callable, features: dict, collection, jobs, negatives, families) -> dict:  # type: ignore[no-untyped-def]

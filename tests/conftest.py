@@ -47,16 +47,18 @@ class Collection:
         return sorted(self.root.rglob("*.*"))
 
 
-def write_collection(root: Path, *, scenes: int = 8, edited: int = 3, textures: int = 3) -> Collection:
-    """Write ``scenes`` originals (the first ``edited`` with every edit) and textures."""
+def write_collection(
+    root: Path, *, seeds: range = range(8), edited: tuple[int, ...] = (0, 1, 2), textures: int = 3
+) -> Collection:
+    """Write a scene per seed (those in ``edited`` with every edit) and ``textures`` textures."""
     collection = Collection(root=root)
     root.mkdir(parents=True, exist_ok=True)
-    for seed in range(scenes):
+    for seed in seeds:
         image = synthetic.make_scene(seed)
         path = root / f"scene{seed:02d}.jpg"
         synthetic.write_image(path, image)
         collection.originals[seed] = path
-        if seed < edited:
+        if seed in edited:
             collection.edits[seed] = {}
             for name in EDIT_NAMES:
                 edit_path = root / "edits" / f"scene{seed:02d}-{name}.png"

@@ -159,7 +159,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
 @pytest.fixture
 def small(tmp_path: Path) -> Collection:
     """A small collection (3 scenes, one with every edit, 1 texture) for tests that change the database."""
-    return write_collection(tmp_path / "small", scenes=3, edited=1, textures=1)
+    return write_collection(tmp_path / "small", seeds=range(3), edited=(0,), textures=1)
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_query_text_is_a_table(stored: Stored) -> None:
     assert_no_traceback(result)
     assert result.exit_code == 0
     table = lines(result.stdout)
-    assert table[0].split() == ["score", "coarse", "path"]
+    assert table[0].split() == ["score", "coarse", "note", "path"]
     assert len(table) == 4
     assert table[1].split()[-1] == str(stored.collection.originals[0])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,48 +12,15 @@ import pytest
 from sqlalchemy import text
 
 import nearindex
-from nearindex import DatabaseError, DatabaseLockedError, synthetic
+from nearindex import DatabaseError, DatabaseLockedError
 from nearindex.catalog import Batch, Catalog, FailureRecord, FileRecord
 from nearindex.database import CATALOG_NAME, WINDOW_SLOTS, Database
 from nearindex.engine import BUSY_TIMEOUT_MS, create_catalog_engine
 from nearindex.settings import WINDOWS
 from nearindex.vectors import VectorIndex, index_file, index_files
-from tests.conftest import new_content
+from tests.conftest import Collection, new_content, write_collection
 
 #: Edits of the first scene stored next to it (its near-duplicates).
-EDIT_NAMES = ("crop90", "crop75", "half", "jpeg30", "caption", "border")
-
-
-@dataclass
-class Collection:
-    """Image files written for a test module."""
-
-    root: Path
-    originals: dict[int, Path] = field(default_factory=dict)
-    edits: dict[int, dict[str, Path]] = field(default_factory=dict)
-    unrelated: list[Path] = field(default_factory=list)
-
-    @property
-    def all_files(self) -> list[Path]:
-        return sorted(p for p in self.root.rglob("*") if p.is_file())
-
-
-def write_images(root: Path, *, seeds: range, edited: int | None = None) -> Collection:
-    """Scenes for ``seeds`` as JPEGs; scene ``edited`` also gets its edits as PNGs."""
-    collection = Collection(root=root)
-    root.mkdir(parents=True)
-    for seed in seeds:
-        image = synthetic.make_scene(seed)
-        collection.originals[seed] = root / f"scene{seed:03d}.jpg"
-        synthetic.write_image(collection.originals[seed], image)
-        if seed == edited:
-            (root / "edits").mkdir()
-            collection.edits[seed] = {name: root / "edits" / f"scene{seed:03d}-{name}.png" for name in EDIT_NAMES}
-            for name, path in collection.edits[seed].items():
-                synthetic.write_image(path, synthetic.EDITS[name](image))
-        else:
-            collection.unrelated.append(collection.originals[seed])
-    return collection
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -117,13 +83,15 @@ def assert_queries_work(db: nearindex.NearIndex, images: Collection) -> None:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Collection:
     """A small collection, written once for the module (tests only read it)."""
-    return write_images(tmp_path_factory.mktemp("collection") / "images", seeds=range(4), edited=0)
+    return write_collection(tmp_path_factory.mktemp("collection") / "images", seeds=range(4), edited=(0,), textures=0)
 
 
 @pytest.fixture(scope="module")
 def more_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of scenes that are not in ``images``."""
-    return write_images(tmp_path_factory.mktemp("more") / "images", seeds=range(100, 103)).root
+    return write_collection(
+        tmp_path_factory.mktemp("more") / "images", seeds=range(100, 103), edited=(), textures=0
+    ).root
 
 
 @pytest.fixture

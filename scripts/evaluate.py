@@ -197,6 +197,17 @@ def summarise(raw: dict, jobs) -> dict:  # type: ignore[no-untyped-def]
     return rows
 
 
+def calibrate(negatives: np.ndarray, positives: np.ndarray) -> dict:  # type: ignore[type-arg]
+    """nearindex's default threshold against these negatives, and the threshold at 0.1 % of them."""
+    default = DEFAULT_SETTINGS.duplicate_threshold
+    return {
+        "default_threshold": default,
+        "false_match_rate_at_default": float(np.mean(negatives >= default)),
+        "true_match_rate_at_default": float(np.mean(positives >= default)),
+        "threshold_at_0.1%": evaluation.threshold_at_fpr(negatives, 0.001),
+    }
+
+
 def print_table(results: dict, metric: str) -> None:
     """Rows = edits, columns = methods, for one metric."""
     methods = list(results)
@@ -246,7 +257,9 @@ def main() -> None:
           "plain copies in the collection (either counts as found)")  # fmt: skip
     results, timings = {}, {}
     started = time.perf_counter()
-    results["nearindex"] = summarise(evaluate_nearindex(collection, jobs, negatives, families), jobs)
+    raw = evaluate_nearindex(collection, jobs, negatives, families)
+    results["nearindex"] = summarise(raw, jobs)
+    calibration = calibrate(np.array(raw["negatives"]), np.array(raw["positives"]))
     timings["nearindex"] = time.perf_counter() - started
     for name, (extract, similarity) in PEERS.items():
         started = time.perf_counter()
@@ -256,8 +269,12 @@ def main() -> None:
     for metric in ("recall@1", "recall@10", "tpr@0.1%", "tpr@1%", "auc"):
         print_table(results, metric)
     print("\nseconds: " + ", ".join(f"{m} {t:.0f}" for m, t in timings.items()))
+    print(f"nearindex threshold {calibration['default_threshold']}: false matches "
+          f"{calibration['false_match_rate_at_default']:.4%}, true matches {calibration['true_match_rate_at_default']:.3f}; "
+          f"score at 0.1 % false matches {calibration['threshold_at_0.1%']:.3f}")  # fmt: skip
     document = {"collection": {"originals": len(originals), "distractors": len(distractors), "edits": len(jobs),
-                               "negatives": len(negatives)}, "results": results, "seconds": timings}  # fmt: skip
+                               "negatives": len(negatives)}, "results": results, "seconds": timings,
+                "calibration": calibration}  # fmt: skip
     if args.folder is None:
         document["natural_pairs"] = natural = natural_pairs(args.corpus)
         quality = f"precision {natural['precision']:.2f} recall {natural['recall']:.2f} F1 {natural['f1']:.2f}"

@@ -11,7 +11,10 @@ from nearindex.features import describe
 from nearindex.rescore import Prepared, prepare, rescore, template_scales
 from nearindex.settings import DEFAULT_SETTINGS
 
-TOLERATED_EDITS = ("crop90", "crop75", "half", "jpeg30", "caption", "border", "gamma", "shift", "rotate3", "screenshot")
+TOLERATED_EDITS = (
+    "crop90", "crop75", "crop60", "half", "jpeg30", "caption", "border", "gamma", "shift", "rotate3", "rotate8",
+    "screenshot", "crop75+caption+jpeg50",
+)  # fmt: skip
 
 
 def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:

@@ -269,8 +269,10 @@ def main() -> None:
     for metric in ("recall@1", "recall@10", "tpr@0.1%", "tpr@1%", "auc"):
         print_table(results, metric)
     print("\nseconds: " + ", ".join(f"{m} {t:.0f}" for m, t in timings.items()))
-    print(f"nearindex threshold {calibration['default_threshold']}: false matches "
-          f"{calibration['false_match_rate_at_default']:.4%}, true matches {calibration['true_match_rate_at_default']:.3f}; "
+    rates = f"false matches {calibration['false_match_rate_at_default']:.4%}, true matches " + (
+        f"{calibration['true_match_rate_at_default']:.3f}"
+    )
+    print(f"nearindex threshold {calibration['default_threshold']}: {rates}; "
           f"score at 0.1 % false matches {calibration['threshold_at_0.1%']:.3f}")  # fmt: skip
     document = {"collection": {"originals": len(originals), "distractors": len(distractors), "edits": len(jobs),
                                "negatives": len(negatives)}, "results": results, "seconds": timings,

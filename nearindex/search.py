@@ -30,6 +30,8 @@ DUPLICATE_NEIGHBOURS = 10
 DUPLICATE_MIN_COARSE = 0.3
 #: Groups up to this many contents get every pair rescored for their score.
 FULL_PAIRS_LIMIT = 16
+#: Larger connected groups are kept whole (splitting costs a rescore per member pair).
+CHAIN_SPLIT_LIMIT = 200
 #: The mirrored orientation is rescored when its coarse correlation comes within this of the direct one.
 MIRROR_MARGIN = 0.05
 
@@ -249,7 +251,10 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     ``DUPLICATE_NEIGHBOURS`` neighbours each; neighbours with a coarse
     correlation of at least ``DUPLICATE_MIN_COARSE`` are rescored, pairs
     scoring at least ``min_score`` are joined with union-find, and
-    byte-identical copies are always joined.
+    byte-identical copies are always joined. A chain of near pairs (A~B, B~C,
+    C~D with A and D unrelated) is then split so that every pair inside a
+    group scores at least ``min_score`` (complete linkage, strongest pairs
+    first), for groups of up to ``CHAIN_SPLIT_LIMIT`` images.
 
     Args:
         database: An open database.
@@ -261,7 +266,9 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     threshold = database.settings.duplicate_threshold if min_score is None else min_score
     scorer = _PairScorer(database)
     edges = _scored_edges(database, scorer, threshold)
-    groups = _union_groups(edges)
+    groups = [
+        clique for component in _union_groups(edges) for clique in _split_chain(component, edges, scorer, threshold)
+    ]
     paths = database.paths_of([cid for group in groups for cid in group])
     result = [_make_group(sorted(group), edges, scorer, paths) for group in groups]
     grouped = {p for g in result for p in g.paths}
@@ -338,6 +345,45 @@ def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
     for node in parent:
         groups.setdefault(find(node), []).append(node)
     return list(groups.values())
+
+
+def _split_chain(
+    members: list[int], edges: dict[tuple[int, int], float], scorer: _PairScorer, threshold: float
+) -> list[list[int]]:
+    """Split a connected group into groups whose every pair reaches ``threshold``.
+
+    Pairs are taken strongest first; an image joins (or two groups merge)
+    only when every new pair scores at least ``threshold``. Members left
+    alone are dropped (they have no duplicate that agrees with the rest).
+    """
+    if len(members) > CHAIN_SPLIT_LIMIT:
+        return [members]
+    member_set = set(members)
+    inside = sorted(((s, p) for p, s in edges.items() if p[0] in member_set and p[1] in member_set), reverse=True)
+    group_of: dict[int, int] = {}
+    groups: dict[int, list[int]] = {}
+
+    def agree(first: list[int], second: list[int]) -> bool:
+        return all(_pair_score(a, b, edges, scorer) >= threshold for a in first for b in second)
+
+    for _score, (a, b) in inside:
+        ga, gb = group_of.get(a, a), group_of.get(b, b)  # an ungrouped image is its own key
+        if ga == gb:
+            continue
+        left, right = groups.get(ga, [a]), groups.get(gb, [b])
+        if not agree(left, right):
+            continue
+        groups.pop(gb, None)
+        groups[ga] = sorted(left + right)
+        group_of.update(dict.fromkeys(groups[ga], ga))
+    return list(groups.values())
+
+
+def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: _PairScorer) -> float:
+    pair = (min(a, b), max(a, b))
+    if pair not in edges:
+        edges[pair] = scorer.score(*pair)
+    return edges[pair]
 
 
 def _make_group(

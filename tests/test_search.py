@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nearindex
@@ -112,3 +113,28 @@ def test_compare_reports_a_mirrored_copy(collection: Collection, tmp_path: Path)
     synthetic.write_image(flipped, synthetic.flip_horizontal(synthetic.make_scene(2)))
     result = nearindex.compare(collection.originals[2], flipped)
     assert result.duplicate and result.mirrored
+
+
+def test_a_chain_of_near_pairs_is_split_into_groups_whose_every_pair_matches(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    """Windows sliding along a panorama of two scenes: each overlaps the next by 7/8, the ends not at all."""
+    panorama = np.concatenate([synthetic.make_scene(31), synthetic.make_scene(32)], axis=1)
+    width = panorama.shape[1] // 2
+    folder = tmp_path / "chain"
+    folder.mkdir()
+    for step in range(9):
+        left = step * width // 8
+        synthetic.write_image(folder / f"window{step}.png", panorama[:, left : left + width])
+    database.add(folder, workers=0)
+    threshold = DEFAULT_SETTINGS.duplicate_threshold
+    groups = database.duplicates()
+    assert groups, "the neighbouring windows should be duplicates"
+    ends = {str(folder / "window0.png"), str(folder / "window8.png")}
+    for group in groups:
+        assert not ends <= set(group.paths)
+        assert group.score >= threshold
+        for a in group.paths:
+            for b in group.paths:
+                if a < b:
+                    assert nearindex.compare(a, b).score >= threshold

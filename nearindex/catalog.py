@@ -219,12 +219,14 @@ class Catalog:
             return list(session.scalars(query))
 
     # -- writes ----------------------------------------------------------------
-    def apply_batch(self, batch: Batch) -> BatchResult:
+    def apply_batch(self, batch: Batch, *, keep_orphans: bool = False) -> BatchResult:
         """Write a batch in one transaction; bump the generation if contents changed.
 
         Contents are matched by hash (a known hash reuses its id), files by
         path; a path that succeeds loses its failure record; contents left
-        without any file are deleted.
+        without any file are deleted unless ``keep_orphans`` (an ingest run
+        keeps them until it ends, since a later file of the same run may
+        hold that content again: a move split across batches).
 
         Returns:
             The new generation, the ids given to new contents (by hash) and
@@ -235,10 +237,20 @@ class Catalog:
             touched = _upsert_files(session, batch.files)
             touched |= _delete_files(session, batch.removals)
             _record_failures(session, batch.failures)
-            removed = _delete_orphans(session, touched)
+            removed = [] if keep_orphans else _delete_orphans(session, touched)
             changed = bool(added or removed)
             generation = _bump_generation(session) if changed else _read_generation(session)
         return BatchResult(generation=generation, added_ids=added, removed_ids=removed)
+
+    def collect_orphans(self) -> BatchResult:
+        """Delete every content no file points to (in one transaction)."""
+        with Session(self.engine) as session, session.begin():
+            orphans = session.scalars(
+                select(Content.id).where(~select(File.id).where(File.content_id == Content.id).exists())
+            )
+            removed = _delete_orphans(session, set(orphans))
+            generation = _bump_generation(session) if removed else _read_generation(session)
+        return BatchResult(generation=generation, added_ids={}, removed_ids=removed)
 
     def delete_contents(self, content_ids: list[int]) -> int:
         """Delete contents and the files pointing at them (they will be re-read).
@@ -251,11 +263,6 @@ class Catalog:
             for chunk in _chunks(sorted(set(content_ids)), 500):
                 session.execute(delete(File).where(File.content_id.in_(chunk)))
                 session.execute(delete(Content).where(Content.id.in_(chunk)))
-            return _bump_generation(session)
-
-    def bump_generation(self) -> int:
-        """Advance the generation without other changes (forces an index rewrite)."""
-        with Session(self.engine) as session, session.begin():
             return _bump_generation(session)
 
     def start_run(self, command: str) -> int:

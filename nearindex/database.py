@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +41,11 @@ WINDOW_SLOTS = 16
 
 @dataclass(frozen=True)
 class CheckReport:
-    """What ``check`` found; ``problems`` is empty when the stores agree."""
+    """What ``check`` found; ``problems`` is empty when the stores agree.
+
+    ``repaired`` is true when every problem listed was repaired, by this check
+    (``repair=True``) or already when the database was opened for writing.
+    """
 
     problems: tuple[str, ...]
     repaired: bool
@@ -64,6 +70,7 @@ class Database:
         self._lock_fd: int | None = None
         self._index_dirty = False
         self._index_stale = False
+        self._repaired_on_open: list[str] = []
         self._generation = 0
         self._index = VectorIndex.empty(settings.dimension)
 
@@ -207,36 +214,65 @@ class Database:
         return current_revision(self._catalog.engine)
 
     # -- writes ----------------------------------------------------------------
-    def write(self, batch: Batch) -> BatchResult:
+    def write(self, batch: Batch, *, keep_orphans: bool = False) -> BatchResult:
         """Commit a batch to the catalog and mirror it in the in-memory index.
 
+        Args:
+            batch: The changes.
+            keep_orphans: Keep contents left without a file (until ``collect_orphans``).
+
         Raises:
-            DatabaseError: If the database was opened read-only.
+            DatabaseError: If the database was opened read-only or the write fails.
         """
         self._require_writable()
+        descriptors = {c.content_hash: c.descriptor for c in batch.contents if not c.flat}
+        return self._commit(lambda: self._catalog.apply_batch(batch, keep_orphans=keep_orphans), descriptors)
+
+    def collect_orphans(self) -> BatchResult:
+        """Delete contents no file points to any more, and their vectors."""
+        self._require_writable()
+        return self._commit(self._catalog.collect_orphans, {})
+
+    def _commit(self, apply: Callable[[], BatchResult], descriptors: dict[bytes, bytes]) -> BatchResult:
+        """Run a catalog transaction, then mirror its content changes in the index."""
         # Until the index mirrors the commit, it cannot be trusted: an interrupt
         # (Ctrl-C) between the two makes the next save rebuild it from the catalog.
         was_stale, self._index_stale = self._index_stale, True
-        result = self._catalog.apply_batch(batch)
+        with self._translated("catalog write failed"):
+            result = apply()
         if result.generation != self._generation:
             self._index_dirty = True
             removed = np.asarray(result.removed_ids, np.int64)[:, None] * WINDOW_SLOTS + np.arange(len(WINDOWS))
             self._index.remove(removed.ravel())
-            added = result.added_ids
-            new = [(added.get(c.content_hash), c.descriptor) for c in batch.contents if not c.flat]
-            self._add_vectors([(cid, blob) for cid, blob in new if cid is not None])
+            added = [(cid, descriptors[digest]) for digest, cid in result.added_ids.items() if digest in descriptors]
+            self._add_vectors(added)
             self._generation = result.generation
         self._index_stale = was_stale
         return result
 
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Turn storage failures into one-line DatabaseErrors naming the directory."""
+        try:
+            yield
+        except DBAPIError as error:
+            raise DatabaseError(self.directory, f"{what} ({error.orig})") from error
+        except OSError as error:
+            raise DatabaseError(self.directory, f"{what} ({error.strerror or error})") from error
+        except RuntimeError as error:  # FAISS reports I/O failures as RuntimeError
+            raise DatabaseError(self.directory, f"{what} ({str(error).splitlines()[0]})") from error
+
     def record_run_start(self, command: str) -> int:
         """Record that an ingest run started; returns its id."""
         self._require_writable()
-        return self._catalog.start_run(command)
+        with self._translated("catalog write failed"):
+            return self._catalog.start_run(command)
 
     def record_run_end(self, run_id: int, counts: dict[str, int]) -> None:
         """Record an ingest run's counts."""
-        self._catalog.finish_run(run_id, counts)
+        self._require_writable()
+        with self._translated("catalog write failed"):
+            self._catalog.finish_run(run_id, counts)
 
     def save_index(self) -> None:
         """Write the index file for the current generation and drop older ones."""
@@ -245,8 +281,9 @@ class Database:
             self._generation = self._catalog.generation()
             self._rebuild_index()
         target = vectors.index_file(self.directory, self._generation)
-        self._index.save(target)
-        vectors.remove_other_files(self.directory, keep=self._generation)
+        with self._translated("cannot write the vector index"):
+            self._index.save(target)
+            vectors.remove_other_files(self.directory, keep=self._generation)
         self._index_dirty = False
 
     # -- consistency ---------------------------------------------------------
@@ -263,11 +300,14 @@ class Database:
         Returns:
             The problems found and whether they were repaired.
         """
-        problems = list(self._find_problems())
+        problems = self._find_problems()
         if repair and problems:
             self._require_writable()
             self._repair()
-        return CheckReport(problems=tuple(problems), repaired=repair and bool(problems))
+        # What opening already repaired is reported once, by the first check.
+        reported, self._repaired_on_open = self._repaired_on_open, []
+        repaired = (repair and bool(problems)) or (bool(reported) and not problems)
+        return CheckReport(problems=tuple(reported + problems), repaired=repaired)
 
     def _find_problems(self) -> list[str]:
         problems = []
@@ -346,9 +386,12 @@ class Database:
         if loaded is not None:
             self._index = loaded
             return
+        problem = "unreadable" if vectors.index_file(self.directory, self._generation).exists() else "missing"
         self._rebuild_index()
         if self.writable:
             self.save_index()
+            if self._generation > 0:  # a new database simply has no index file yet
+                self._repaired_on_open.append(f"index file for catalog generation {self._generation} was {problem}")
 
     def _rebuild_index(self) -> None:
         self._index = VectorIndex.empty(self.settings.dimension)

@@ -11,8 +11,7 @@ one line: ``nearindex: photos/a.jpg: not an image (truncated JPEG)``.
     │   └── ImageTooLargeError      header claims more pixels than allowed
     └── DatabaseError               a database directory cannot be used
         ├── SchemaTooNewError       written by a newer nearindex
-        ├── DatabaseLockedError     another writer holds the database
-        └── IntegrityError          stores disagree and were not repaired
+        └── DatabaseLockedError     another writer holds the database
 """
 
 from __future__ import annotations
@@ -70,10 +69,6 @@ class DatabaseLockedError(DatabaseError):
     """Another process is writing to the database."""
 
 
-class IntegrityError(DatabaseError):
-    """The catalog and the vector index disagree and were not repaired."""
-
-
 @dataclass(frozen=True)
 class Failed:
     """One item of a batch that could not be used: the path and the reason.
@@ -83,6 +78,9 @@ class Failed:
 
     path: str
     reason: str
+    #: The cause may pass by itself (no permission, out of memory, a crashed
+    #: decoder): the file is tried again by the next run even if unchanged.
+    transient: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"

@@ -134,9 +134,9 @@ def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatAr
     return np.ascontiguousarray(np.stack(rows))
 
 
-def mirrored_vectors(description: Description, *, grid: int) -> FloatArray:
-    """Window vectors of the horizontally mirrored image (to find flipped copies)."""
-    return window_vectors(description.thumbnail[:, ::-1].astype(np.float32), grid=grid)
+def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int) -> FloatArray:
+    """Window vectors of a thumbnail mirrored left to right (to find flipped copies)."""
+    return window_vectors(thumbnail[:, ::-1].astype(np.float32), grid=grid)
 
 
 def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:

@@ -123,6 +123,7 @@ def add(
             writer.flush()
         if forget_missing:
             _forget_missing(database, given, seen, tally)
+        database.collect_orphans()
         database.save_index()
     except KeyboardInterrupt:
         raise IngestInterrupted(tally.report()) from None
@@ -166,6 +167,8 @@ def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str]
     for found in walk(given):
         if isinstance(found, Failed):
             tally.failed.append(found)
+            continue
+        if found.path in seen:  # named twice (a folder and a file inside it)
             continue
         seen.add(found.path)
         state, failure = states.get(found.path), failures.get(found.path)
@@ -221,7 +224,7 @@ class _Writer:
     def flush(self) -> None:
         """Commit the queued batch (if any) and count it as done."""
         if len(self._batch):
-            self._database.write(self._batch)
+            self._database.write(self._batch, keep_orphans=True)
             for kind, _path in self._pending:
                 self._tally.counts[kind] += 1
         self._batch, self._pending = Batch(), []
@@ -229,7 +232,8 @@ class _Writer:
 
     def _take_failure(self, failure: Failed) -> None:
         self._tally.failed.append(failure)
-        size, mtime = _stat_or_none(failure.path)
+        # A transient failure is recorded without size and mtime, so the next run retries it.
+        size, mtime = (None, None) if failure.transient else _stat_or_none(failure.path)
         self._batch.failures.append(FailureRecord(failure.path, failure.reason, size, mtime))
         if failure.path in self._states:
             # The stored description no longer matches the file: forget it.

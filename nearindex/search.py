@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .catalog import StoredContent
 from .database import WINDOW_SLOTS, Database
-from .features import Description, window_vectors
+from .features import Description, mirrored_vectors
 from .intake import FileDescription, describe_file
 from .rescore import Prepared, prepare, rescore
 from .settings import DEFAULT_SETTINGS, Settings
@@ -120,7 +120,7 @@ class Side:
     @cached_property
     def mirrored_vectors(self) -> npt.NDArray[np.float32]:
         """Window vectors of the mirrored image."""
-        return window_vectors(self.thumbnail[:, ::-1].astype(np.float32), grid=self._settings.grid)
+        return mirrored_vectors(self.thumbnail, grid=self._settings.grid)
 
 
 def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import Failed, ImageError
+from .errors import Failed, ImageError, UnreadableFileError
 from .intake import FileDescription, describe_file
 from .settings import Settings
 
@@ -31,12 +31,14 @@ def describe_safely(path: str, settings: Settings, known: frozenset[bytes]) -> F
     """Describe one file, turning every error into a Failed item."""
     try:
         return describe_file(path, settings=settings, known_hashes=known)
+    except UnreadableFileError as error:
+        return Failed(error.subject, error.reason, transient=True)
     except ImageError as error:
         return Failed(error.subject, error.reason)
     except MemoryError:
-        return Failed(path, "out of memory while decoding")
+        return Failed(path, "out of memory while decoding", transient=True)
     except Exception as error:  # a decoder bug must not end the batch
-        return Failed(path, f"unexpected error ({type(error).__name__}: {error})")
+        return Failed(path, f"unexpected error ({type(error).__name__}: {error})", transient=True)
 
 
 def describe_files(
@@ -120,4 +122,4 @@ def _isolate(paths: list[str], settings: Settings, known: frozenset[bytes]) -> I
             try:
                 yield pool.submit(_describe_in_worker, path).result()
             except BrokenProcessPool:
-                yield Failed(path, "decoder crashed (worker process died)")
+                yield Failed(path, "decoder crashed (worker process died)", transient=True)

@@ -155,12 +155,19 @@ def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dic
         ranks = []
         for _name, edited, original in jobs:
             family = {str(collection[i]) for i in families[original]}
-            results = [m.path for m in db.query(edited, k=10)]
-            ranks.append(next((n for n, path in enumerate(results, 1) if path in family), 11))
+            ranks.append(rank_in_results(db.query(edited, k=10), family))
     sides = {p: _side(p) for p in {*collection, *(e for _, e, _ in jobs)}}
     positives = [score_pair(sides[e], sides[o])[0] for _, e, o in jobs]
     negative_scores = [score_pair(sides[collection[a]], sides[collection[b]])[0] for a, b in negatives]
     return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
+
+
+def rank_in_results(matches: list[nearindex.Match], family: set[str]) -> int:
+    """Rank of the best family member, ties counted against it as for the peers (11: not in the top 10)."""
+    scores = [m.score for m in matches if m.path in family]
+    if not scores:
+        return 11
+    return 1 + sum(1 for m in matches if m.path not in family and m.score >= max(scores))
 
 
 def _side(path: Path) -> Side:

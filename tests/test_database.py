@@ -400,3 +400,12 @@ def test_generation_bumps_once_per_batch_that_changes_contents_and_names_the_fil
     assert catalog_generation(db_path) == final
     assert ids_of(VectorIndex.load(index_file(db_path, final))) == indexed_ids(db_path)
     assert len(indexed_ids(db_path)) == 4  # five non-flat contents, one removed; the flat one is not indexed
+
+
+def test_check_says_what_opening_for_writing_repaired(closed_db: Path) -> None:
+    only_index_file(closed_db).unlink()
+    with nearindex.open(closed_db) as db:
+        report = db.check()
+        assert report.repaired and report.ok
+        assert any("was missing" in problem for problem in report.problems)
+        assert db.check() == nearindex.CheckReport(problems=(), repaired=False)

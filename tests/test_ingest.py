@@ -7,8 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 import nearindex
-from nearindex import synthetic
+from nearindex import ingest, synthetic
 from nearindex.catalog import Catalog
 from nearindex.engine import create_catalog_engine
 from nearindex.settings import WINDOWS
@@ -175,3 +177,32 @@ def test_an_interrupted_run_keeps_committed_work(db_path: Path, collection: Coll
         report = database.add(collection.root, workers=0)
         assert report.unchanged >= 5
         assert report.added + report.unchanged == len(collection.all_files)
+
+
+def test_a_move_and_a_change_in_separate_batches_keep_every_content(
+    filled: nearindex.NearIndex, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a.jpg is renamed to z.jpg and a new image written as a.jpg: the old content must survive the first batch."""
+    monkeypatch.setattr(ingest, "BATCH_ITEMS", 1)
+    old = collection.originals[3]
+    renamed = collection.root / "zz-renamed.jpg"
+    os.replace(old, renamed)
+    synthetic.write_image(old, synthetic.make_scene(600))
+    report = filled.add(collection.root, workers=0)
+    assert (report.updated, report.added, len(report.failed)) == (1, 1, 0)
+    assert filled.query(renamed, k=1)[0].path == str(renamed)
+    assert filled.check().ok
+
+
+def test_identical_files_and_a_path_named_twice_store_one_content(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    folder = tmp_path / "twins"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        synthetic.write_image(folder / name, synthetic.make_scene(8))
+    report = database.add(folder, folder / "a.png", workers=0)
+    assert report.added == 2
+    info = database.info()
+    assert (info.images, info.contents, info.vectors) == (2, 1, len(WINDOWS))
+    assert database.check().ok

@@ -136,7 +136,7 @@ def choose_workers(requested: int | None, files: int) -> int:
     """Worker processes to use for ``files`` files (see ``add``)."""
     if requested is not None:
         return max(0, requested)
-    return 0 if files < SMALL_JOB_FILES else os.cpu_count() or 1
+    return 0 if files < SMALL_JOB_FILES else len(os.sched_getaffinity(0))  # the cores this process may use
 
 
 def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> IngestReport:

@@ -1,7 +1,8 @@
 """SQLAlchemy models of the catalog, the source of truth of a database.
 
 * ``Content``: one distinct file content (by hash) with its pixels' summary:
-  descriptor, rescore thumbnail, size. Its id is its id in the vector index.
+  window vectors, rescore thumbnail, size. Its window vectors have the ids
+  ``id * WINDOW_SLOTS + window`` in the vector index (see ``database``).
 * ``File``: a path that currently holds a content, with the size and mtime
   seen when it was read (what makes re-runs incremental).
 * ``Failure``: a path that could not be used, and why; retried when it changes.
@@ -38,7 +39,7 @@ class Base(DeclarativeBase):
 
 
 class Content(Base):
-    """A distinct image content; ``id`` is its id in the vector index."""
+    """A distinct image content; its vectors are keyed by ``id`` in the vector index."""
 
     __tablename__ = "contents"
 

@@ -28,8 +28,6 @@ from .settings import DEFAULT_SETTINGS, Settings
 DUPLICATE_NEIGHBOURS = 10
 #: Candidates below this coarse correlation are not rescored by ``find_duplicates``.
 DUPLICATE_MIN_COARSE = 0.3
-#: Groups up to this many contents get every pair rescored for their score.
-FULL_PAIRS_LIMIT = 16
 #: Larger connected groups are kept whole (splitting costs a rescore per member pair).
 CHAIN_SPLIT_LIMIT = 200
 #: The mirrored orientation is rescored when its coarse correlation comes within this of the direct one.
@@ -267,10 +265,12 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     scorer = _PairScorer(database)
     edges = _scored_edges(database, scorer, threshold)
     groups = [
-        clique for component in _union_groups(edges) for clique in _split_chain(component, edges, scorer, threshold)
+        clique
+        for component, inside in _union_groups(edges)
+        for clique in _split_chain(component, inside, scorer, threshold)
     ]
-    paths = database.paths_of([cid for group in groups for cid in group])
-    result = [_make_group(sorted(group), edges, scorer, paths) for group in groups]
+    paths = database.paths_of([cid for group, _ in groups for cid in group])
+    result = [_make_group(group, inside, paths) for group, inside in groups]
     grouped = {p for g in result for p in g.paths}
     for copies in database.exact_copy_groups():
         if not grouped.intersection(copies):
@@ -329,8 +329,8 @@ def _near_contents(database: Database, side: Side) -> set[int]:
     return found
 
 
-def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
-    """Connected components of the pair graph (union-find with path halving)."""
+def _union_groups(edges: dict[tuple[int, int], float]) -> list[tuple[list[int], dict[tuple[int, int], float]]]:
+    """Connected components of the pair graph, each with its own edges (union-find, path halving)."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -341,25 +341,30 @@ def _union_groups(edges: dict[tuple[int, int], float]) -> list[list[int]]:
 
     for first, second in edges:
         parent[find(first)] = find(second)
-    groups: dict[int, list[int]] = {}
+    members: dict[int, list[int]] = {}
     for node in parent:
-        groups.setdefault(find(node), []).append(node)
-    return list(groups.values())
+        members.setdefault(find(node), []).append(node)
+    inside: dict[int, dict[tuple[int, int], float]] = {root: {} for root in members}
+    for pair, score in edges.items():
+        inside[find(pair[0])][pair] = score
+    return [(members[root], inside[root]) for root in members]
 
 
 def _split_chain(
     members: list[int], edges: dict[tuple[int, int], float], scorer: _PairScorer, threshold: float
-) -> list[list[int]]:
+) -> list[tuple[list[int], dict[tuple[int, int], float]]]:
     """Split a connected group into groups whose every pair reaches ``threshold``.
 
     Pairs are taken strongest first; an image joins (or two groups merge)
     only when every new pair scores at least ``threshold``. Members left
     alone are dropped (they have no duplicate that agrees with the rest).
+
+    Returns:
+        The groups (sorted content ids), each with the scores of all its pairs.
     """
     if len(members) > CHAIN_SPLIT_LIMIT:
-        return [members]
-    member_set = set(members)
-    inside = sorted(((s, p) for p, s in edges.items() if p[0] in member_set and p[1] in member_set), reverse=True)
+        return [(members, edges)]
+    inside = sorted(((s, p) for p, s in edges.items()), reverse=True)
     group_of: dict[int, int] = {}
     groups: dict[int, list[int]] = {}
 
@@ -376,7 +381,10 @@ def _split_chain(
         groups.pop(gb, None)
         groups[ga] = sorted(left + right)
         group_of.update(dict.fromkeys(groups[ga], ga))
-    return list(groups.values())
+    return [
+        (group, {(a, b): edges[(a, b)] for n, a in enumerate(group) for b in group[n + 1 :]})
+        for group in groups.values()
+    ]
 
 
 def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: _PairScorer) -> float:
@@ -386,15 +394,7 @@ def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: _Pa
     return edges[pair]
 
 
-def _make_group(
-    members: list[int], edges: dict[tuple[int, int], float], scorer: _PairScorer, paths: dict[int, list[str]]
-) -> DuplicateGroup:
-    """A group's paths and its lowest pairwise score (every pair when small)."""
-    if len(members) <= FULL_PAIRS_LIMIT:
-        pairs = [(a, b) for n, a in enumerate(members) for b in members[n + 1 :]]
-        scores = [edges[pair] if pair in edges else scorer.score(*pair) for pair in pairs]
-    else:
-        member_set = set(members)
-        scores = [score for (a, b), score in edges.items() if a in member_set and b in member_set]
+def _make_group(members: list[int], edges: dict[tuple[int, int], float], paths: dict[int, list[str]]) -> DuplicateGroup:
+    """A group's paths and its lowest pairwise score (of every pair, unless the group was too large to split)."""
     all_paths = tuple(sorted(p for cid in members for p in paths.get(cid, [])))
-    return DuplicateGroup(all_paths, float(min(scores)))
+    return DuplicateGroup(all_paths, float(min(edges.values())))

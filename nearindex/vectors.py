@@ -1,7 +1,8 @@
 """The vector index: a FAISS file derived from the catalog.
 
-The index maps content ids to descriptors and answers inner-product k-NN
-queries. Its file name carries the catalog generation it reflects
+The index maps int64 ids to vectors and answers inner-product k-NN queries
+(``database`` decides the ids: one per window vector of each content). Its
+file name carries the catalog generation it reflects
 (``vectors.00000042.faiss``); a file for any other generation is stale. Saving
 writes a temporary file in the same folder, fsyncs it and renames it into
 place, so a crash leaves either the old file or the new one, never half.
@@ -26,7 +27,7 @@ _FILE_PATTERN = re.compile(r"^vectors\.(\d+)\.faiss$")
 
 
 class VectorIndex:
-    """Exact inner-product index over descriptors, keyed by content id."""
+    """Exact inner-product index over vectors, keyed by int64 ids."""
 
     def __init__(self, index: faiss.Index) -> None:
         self._index = index
@@ -103,9 +104,9 @@ class VectorIndex:
         scores, ids = self._index.search(queries, k)
         return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
 
-    def reconstruct(self, content_id: int) -> FloatArray:
+    def reconstruct(self, vector_id: int) -> FloatArray:
         """The stored vector of one id (KeyError-like RuntimeError if absent)."""
-        return np.asarray(self._index.reconstruct(int(content_id)), np.float32)
+        return np.asarray(self._index.reconstruct(int(vector_id)), np.float32)
 
     def save(self, path: Path) -> None:
         """Write the index atomically: temp file, fsync, rename, fsync folder."""

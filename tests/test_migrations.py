@@ -21,7 +21,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from nearindex import DatabaseLockedError, SchemaTooNewError
+import nearindex
+from nearindex import DatabaseLockedError, SchemaTooNewError, synthetic
 from nearindex.catalog import Batch, FileRecord
 from nearindex.database import CATALOG_NAME, Database
 from nearindex.engine import create_catalog_engine
@@ -34,6 +35,7 @@ from nearindex.migrate import (
     upgrade_catalog,
 )
 from nearindex.models import Base
+from nearindex.settings import DEFAULT_SETTINGS
 from tests.conftest import new_content
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,3 +306,32 @@ def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
     for name in SHIPPED:
         assert f"nearindex/migrations/{name}" in names
     assert "nearindex/migrations/versions/__init__.py" in names
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "schema-0001-db"
+
+
+def test_a_database_written_by_the_first_schema_still_opens_with_its_data(tmp_path: Path) -> None:
+    """A copy of a database made by schema 0001 (12 images of tests/conftest's scenes).
+
+    Once a later revision exists, opening it must upgrade in place with every row kept
+    and a backup written first; until then it must open unchanged.
+    """
+    directory = tmp_path / "old-db"
+    shutil.copytree(FIXTURE, directory)
+    rows_before = table_rows(directory / CATALOG_NAME)
+    with nearindex.open(directory) as db:
+        info = db.info()
+        assert (info.images, info.contents, info.failed) == (12, 12, 0)
+        assert info.schema == head_revision()
+        assert db.check().ok
+        probe = tmp_path / "probe.jpg"
+        synthetic.write_image(probe, synthetic.make_scene(1))
+        best = db.query(probe, k=1)[0]
+        assert best.path.endswith("/scene01.jpg") and best.score >= DEFAULT_SETTINGS.duplicate_threshold
+    if head_revision() == "0001_initial":
+        assert table_rows(directory / CATALOG_NAME) == rows_before
+    else:
+        assert table_rows(directory / CATALOG_NAME)["files"] == rows_before["files"]
+    backups = list(directory.glob(f"{CATALOG_NAME}.before-*"))
+    assert bool(backups) == (head_revision() != "0001_initial")

@@ -29,7 +29,7 @@ def create_catalog_engine(path: Path) -> Engine:
         An Engine whose connections use WAL, foreign keys and a busy timeout,
         and whose ``begin()`` really starts a SQLite transaction.
     """
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _configure_connection)
     event.listen(engine, "begin", _emit_begin)
     return engine

@@ -146,16 +146,20 @@ def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> Inges
     """
     tally = _Tally()
     forgotten: set[str] = set()
-    for given in paths:
-        absolute = os.path.abspath(os.fspath(given))
-        matches = database.paths_under(absolute) + database.failed_paths_under(absolute)
-        if not matches:
-            tally.failed.append(Failed(absolute, "not in the database"))
-        forgotten.update(matches)
-    if forgotten:
-        database.write(Batch(removals=sorted(forgotten)))
-        database.save_index()
-    tally.counts["removed"] = len(forgotten)  # failure records forgotten count too
+    run_id = database.record_run_start("remove")
+    try:
+        for given in paths:
+            absolute = os.path.abspath(os.fspath(given))
+            matches = database.paths_under(absolute) + database.failed_paths_under(absolute)
+            if not matches:
+                tally.failed.append(Failed(absolute, "not in the database"))
+            forgotten.update(matches)
+        if forgotten:
+            database.write(Batch(removals=sorted(forgotten)))
+            database.save_index()
+        tally.counts["removed"] = len(forgotten)  # failure records forgotten count too
+    finally:
+        database.record_run_end(run_id, {**tally.counts, "failed": len(tally.failed)})
     return tally.report()
 
 

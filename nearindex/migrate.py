@@ -7,6 +7,7 @@ schema is newer than the code is refused untouched.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sqlite3
 from pathlib import Path
@@ -43,8 +44,9 @@ def alembic_config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest schema revision this code knows."""
+    """The newest schema revision this code knows (the scripts are parsed once)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the package ships no migrations"
     return head

@@ -92,6 +92,7 @@ def _fail(error: NearIndexError) -> typer.Exit:
 
 @contextmanager
 def _opened(*, read_only: bool = False, create: bool = True) -> Iterator[api.NearIndex]:
+    """Open the database; a NearIndexError in opening or in the body becomes one stderr line and exit 1."""
     try:
         with api.open(_State.database, read_only=read_only, create=create) as database:
             yield database
@@ -100,6 +101,7 @@ def _opened(*, read_only: bool = False, create: bool = True) -> Iterator[api.Nea
 
 
 def _run(action: Callable[[], T]) -> T:
+    """Run a library call outside ``_opened`` with the same error rendering."""
     try:
         return action()
     except NearIndexError as error:
@@ -169,7 +171,7 @@ def query(
 ) -> None:
     """Stored images most like IMAGE, best first."""
     with _opened(read_only=True) as database:
-        matches = _run(lambda: database.query(image, k=k, min_score=min_score))
+        matches = database.query(image, k=k, min_score=min_score)
     typer.echo(
         output.to_json(output.matches_json(str(image), matches)) if json_output else output.matches_text(matches)
     )
@@ -195,7 +197,7 @@ def duplicates(
 ) -> None:
     """All groups of near-duplicate images, largest first."""
     with _opened(read_only=True) as database:
-        groups = _run(lambda: database.duplicates(min_score=min_score))
+        groups = database.duplicates(min_score=min_score)
     typer.echo(output.to_json(output.groups_json(groups)) if json_output else output.groups_text(groups))
 
 
@@ -229,7 +231,7 @@ def demo(
 ) -> None:
     """Write a small generated collection with edited copies, add it, show its duplicates and a query."""
     with _opened() as database:
-        result = _run(lambda: run_demo(database, folder, progress=_progress(json_output)))
+        result = run_demo(database, folder, progress=_progress(json_output))
     if json_output:
         document = {
             "add": output.ingest_json(result.report),

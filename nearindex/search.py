@@ -204,8 +204,9 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
     described = describe_query(image, database.settings)
     assert described.description is not None
     count = max(database.settings.candidates, 3 * k)
-    scored = _rescore_candidates(database, Side.of(described.description, database.settings), count)
-    for path in database.paths_with_hash(described.content_hash):
+    exact = set(database.paths_with_hash(described.content_hash))
+    scored = _rescore_candidates(database, Side.of(described.description, database.settings), count, skip=exact)
+    for path in exact:
         scored[path] = Match(path, 1.0, 1.0)
     ranked = sorted(scored.values(), key=lambda m: (-m.score, -m.coarse, m.path))
     return [m for m in ranked if m.score >= min_score][:k]
@@ -213,26 +214,34 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
 
 def candidate_contents(database: Database, side: Side, count: int) -> list[int]:
     """The ``count`` stored contents whose window vectors best match either orientation."""
+    best = _best_coarse(database, side, count)
+    return sorted(best, key=lambda cid: -best[cid])[:count]
+
+
+def _best_coarse(database: Database, side: Side, neighbours: int) -> dict[int, float]:
+    """Each content found among the ``neighbours`` of any window vector (either orientation), with its best coarse."""
     best: dict[int, float] = {}
     for vectors in (side.vectors, side.mirrored_vectors):
         usable = vectors[np.abs(vectors).sum(axis=1) > 0]
         if not len(usable):
             continue
-        coarse, ids = database.search(np.ascontiguousarray(usable), count)
+        coarse, ids = database.search(np.ascontiguousarray(usable), neighbours)
         for value, content_id in zip(coarse.ravel(), ids.ravel(), strict=True):
             if content_id >= 0 and value > best.get(int(content_id), -2.0):
                 best[int(content_id)] = float(value)
-    return sorted(best, key=lambda cid: -best[cid])[:count]
+    return best
 
 
-def _rescore_candidates(database: Database, side: Side, count: int) -> dict[str, Match]:
+def _rescore_candidates(database: Database, side: Side, count: int, *, skip: set[str]) -> dict[str, Match]:
+    """Rescore the candidates; contents whose every path is in ``skip`` (exact copies) are not worth it."""
     ids = candidate_contents(database, side, count)
-    stored = database.stored_contents(ids)
     paths = database.paths_of(ids)
+    ids = [cid for cid in ids if not set(paths.get(cid, [])) <= skip]
+    stored = database.stored_contents(ids)
     matches = {}
     for content_id in ids:
         score, coarse, mirrored = score_pair(side, _stored_side(database, stored[content_id]))
-        for path in paths.get(content_id, []):
+        for path in paths[content_id]:
             matches[path] = Match(path, score, coarse, mirrored)
     return matches
 
@@ -318,15 +327,8 @@ def _scored_edges(database: Database, scorer: _PairScorer, threshold: float) -> 
 
 
 def _near_contents(database: Database, side: Side) -> set[int]:
-    found: set[int] = set()
-    for vectors in (side.vectors, side.mirrored_vectors):
-        usable = np.ascontiguousarray(vectors[np.abs(vectors).sum(axis=1) > 0])
-        if len(usable):
-            coarse, ids = database.search(usable, DUPLICATE_NEIGHBOURS)
-            found.update(
-                int(i) for c, i in zip(coarse.ravel(), ids.ravel(), strict=True) if i >= 0 and c >= DUPLICATE_MIN_COARSE
-            )
-    return found
+    best = _best_coarse(database, side, DUPLICATE_NEIGHBOURS)
+    return {content_id for content_id, coarse in best.items() if coarse >= DUPLICATE_MIN_COARSE}
 
 
 def _union_groups(edges: dict[tuple[int, int], float]) -> list[tuple[list[int], dict[tuple[int, int], float]]]:

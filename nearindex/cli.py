@@ -185,7 +185,7 @@ def compare(
 ) -> None:
     """Score two image files against each other (no database needed)."""
     result = _run(lambda: compare_files(a, b))
-    typer.echo(output.to_json({**vars(result)}) if json_output else output.comparison_text(result))
+    typer.echo(output.to_json(output.comparison_json(result)) if json_output else output.comparison_text(result))
 
 
 @app.command()

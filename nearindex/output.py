@@ -14,6 +14,7 @@ from .api import Info
 from .database import CheckReport
 from .errors import Failed
 from .ingest import IngestReport
+from .relation import Relation
 from .search import Comparison, DuplicateGroup, Match
 
 
@@ -53,8 +54,23 @@ def matches_text(matches: Sequence[Match]) -> str:
     """Query results as a table (or a line saying there are none)."""
     if not matches:
         return "no similar images"
-    rows = [(m.score, m.coarse, "mirrored" if m.mirrored else "", m.path) for m in matches]
-    return table(["score", "coarse", "note", "path"], rows)
+    rows = [(m.score, m.coarse, relation_text(m.relation, mirrored=m.mirrored), m.path) for m in matches]
+    return table(["score", "coarse", "relation", "path"], rows)
+
+
+def relation_text(relation: Relation, *, mirrored: bool = False) -> str:
+    """A relation in a few words: ``crop 320x240+10+20 of the query, x1.00, edited, mirrored``."""
+    words = [relation.kind]
+    if relation.box is not None:
+        x, y, width, height = relation.box
+        words[0] += f" {width}x{height}+{x}+{y} of the {'query' if relation.kind == 'crop' else 'match'}"
+    if relation.scale is not None and relation.kind != "exact":
+        words.append(f"x{relation.scale:.2f}")
+    if relation.edited:
+        words.append("edited")
+    if mirrored:
+        words.append("mirrored")
+    return ", ".join(words)
 
 
 def matches_json(query: str, matches: Sequence[Match]) -> dict[str, Any]:
@@ -65,9 +81,13 @@ def matches_json(query: str, matches: Sequence[Match]) -> dict[str, Any]:
 def comparison_text(result: Comparison) -> str:
     """A comparison as labelled lines."""
     verdict = "duplicate" if result.duplicate else "not a duplicate"
-    if result.mirrored:
-        verdict += " (mirrored)"
-    return f"score   {result.score:.3f}\ncoarse  {result.coarse:.3f}\nverdict {verdict}"
+    relation = relation_text(result.relation, mirrored=result.mirrored)
+    return f"score    {result.score:.3f}\ncoarse   {result.coarse:.3f}\nverdict  {verdict}\nrelation {relation}"
+
+
+def comparison_json(result: Comparison) -> dict[str, Any]:
+    """A comparison as a JSON-ready dict."""
+    return asdict(result)
 
 
 def groups_text(groups: Sequence[DuplicateGroup]) -> str:

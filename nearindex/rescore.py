@@ -87,12 +87,56 @@ def prepare(thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrore
     if ratio < 1:
         size = (max(1, round(plain.shape[1] * ratio)), max(1, round(plain.shape[0] * ratio)))
         plain = np.asarray(cv2.resize(plain, size, interpolation=cv2.INTER_AREA), np.float32)
-    sigma = BANDPASS_FRACTION * max(plain.shape)
-    background = cv2.GaussianBlur(plain, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return Prepared(plain=plain, bandpass=plain - background)
+    return Prepared(plain=plain, bandpass=band_pass(plain, BANDPASS_FRACTION * max(plain.shape)))
 
 
-def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> float:
+def band_pass(image: Image, sigma: float) -> Image:
+    """``image`` minus its Gaussian blur of ``sigma`` pixels (borders reflected)."""
+    return image - cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where one image's frame lies in another's: ``other = scale * this + offset``.
+
+    Coordinates are fractions of each image's width (x) and height (y), so
+    ``(0, 0)``-``(1, 1)`` is a whole image whatever its size.
+
+    Attributes:
+        scale: (x, y) scale factors, > 0.
+        offset: (x, y) offsets.
+    """
+
+    scale: tuple[float, float]
+    offset: tuple[float, float]
+
+    def inverse(self) -> Frame:
+        """The frame of the other image in this one."""
+        (sx, sy), (ox, oy) = self.scale, self.offset
+        return Frame((1 / sx, 1 / sy), (-ox / sx, -oy / sy))
+
+    def box(self) -> tuple[float, float, float, float]:
+        """This image's extent in the other, clipped to it: (x, y, width, height) in fractions."""
+        corners = [(self.scale[i] * edge + self.offset[i]) for i in (0, 1) for edge in (0.0, 1.0)]
+        x0, x1, y0, y1 = (float(np.clip(c, 0.0, 1.0)) for c in corners)
+        return x0, y0, x1 - x0, y1 - y0
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """A rescored pair.
+
+    Attributes:
+        score: 0..1, see ``rescore``.
+        frame: Where the first image lies in the second at the best
+            placement, or None when no placement was usable.
+    """
+
+    score: float
+    frame: Frame | None
+
+
+def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescored:
     """Score how well two prepared thumbnails match, allowing shift, crop and scale.
 
     Args:
@@ -101,16 +145,20 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> float:
         coarse: Correlation of the two images' vectors (-1..1).
 
     Returns:
-        A score in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
+        The score, in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
         max(coarse, 0)``, where ``aligned`` is the better of the two
-        directions' robust block correlation at the best placement; 0 when
-        either image is flat.
+        directions' robust block correlation at the best placement (0 when
+        either image is flat); and that placement.
     """
     if not (first.usable and second.usable):
-        return 0.0
-    aligned = max(align_allowing_rotation(first, second), align_allowing_rotation(second, first))
+        return Rescored(0.0, None)
+    forward, (backward, frame) = align_allowing_rotation(first, second), align_allowing_rotation(second, first)
+    if forward[0] >= backward:
+        aligned, frame = forward
+    else:
+        aligned, frame = backward, None if frame is None else frame.inverse()
     score = (1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT * max(coarse, 0.0)
-    return float(np.clip(score, 0.0, 1.0))
+    return Rescored(float(np.clip(score, 0.0, 1.0)), frame)
 
 
 def template_scales(source: tuple[int, ...], target: tuple[int, ...]) -> list[float]:
@@ -141,15 +189,37 @@ def central_part(image: Image) -> Image:
     return image[dy : height - dy, dx : width - dx]
 
 
-def best_placement(source: Prepared, target: Prepared) -> tuple[float, tuple[int, int], tuple[int, int]] | None:
+@dataclass(frozen=True)
+class Placement:
+    """Where a template (the central part of a source) fits in a target, in target pixels."""
+
+    scale: float
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def frame(self, source: tuple[int, ...], target: tuple[int, ...]) -> Frame:
+        """The whole source's Frame in the target, given both (height, width) shapes."""
+        scales, offsets = [], []
+        for axis, start in ((1, self.x), (0, self.y)):
+            margin = round(source[axis] * (1 - TEMPLATE_FRACTION) / 2)
+            kept = source[axis] - 2 * margin
+            placed = self.width if axis == 1 else self.height
+            pixels_per_source_pixel = placed / kept
+            scales.append(pixels_per_source_pixel * source[axis] / target[axis])
+            offsets.append((start - margin * pixels_per_source_pixel) / target[axis])
+        return Frame((scales[0], scales[1]), (offsets[0], offsets[1]))
+
+
+def best_placement(source: Prepared, target: Prepared) -> Placement | None:
     """Where ``source``'s central part fits best in ``target`` (band-pass correlation).
 
     Returns:
-        (scale, (x, y), (width, height)) of the best window in ``target``, or
-        None when no scale gives a usable template.
+        The best Placement, or None when no scale gives a usable template.
     """
     band_template = central_part(source.bandpass)
-    best: tuple[float, float, tuple[int, int], tuple[int, int]] | None = None
+    best: tuple[float, Placement] | None = None
     for scale in template_scales(source.plain.shape, target.plain.shape):
         size = (round(band_template.shape[1] * scale), round(band_template.shape[0] * scale))
         if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.plain.shape[1] or size[1] > target.plain.shape[0]:
@@ -159,34 +229,39 @@ def best_placement(source: Prepared, target: Prepared) -> tuple[float, tuple[int
             continue
         _, value, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target.bandpass, template, cv2.TM_CCOEFF_NORMED))
         if best is None or value > best[0]:
-            best = (value, scale, (int(x), int(y)), size)
-    return None if best is None else best[1:]
+            best = (value, Placement(scale, int(x), int(y), *size))
+    return None if best is None else best[1]
 
 
-def align_into(source: Prepared, target: Prepared) -> float:
+def align_into(source: Prepared, target: Prepared) -> tuple[float, Frame | None]:
     """Robust correlation of ``source``'s central part at its best placement in ``target``.
 
     Returns:
         The mean of the band-pass and the plain ``BLOCK_QUANTILE`` block
-        correlations (-1..1), or 0 when no placement is usable.
+        correlations (-1..1), or 0 when no placement is usable; and the
+        source's Frame in the target (None likewise).
     """
     placement = best_placement(source, target)
     if placement is None:
-        return 0.0
-    scale, (x, y), (width, height) = placement
+        return 0.0, None
+    p = placement
     scores = []
     for template, image in ((source.bandpass, target.bandpass), (source.plain, target.plain)):
-        resized = _resize(central_part(template), (width, height), scale)
-        scores.append(block_quantile(resized, image[y : y + height, x : x + width]))
-    return float(np.mean(scores))
+        resized = _resize(central_part(template), (p.width, p.height), p.scale)
+        window = image[p.y : p.y + p.height, p.x : p.x + p.width]
+        scores.append(float(np.quantile(block_correlations(resized, window), BLOCK_QUANTILE)))
+    return float(np.mean(scores)), p.frame(source.plain.shape, target.plain.shape)
 
 
-def align_allowing_rotation(source: Prepared, target: Prepared) -> float:
-    """``align_into``, retried with ``source`` turned by each of ``ROTATIONS`` when ambiguous."""
+def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, Frame | None]:
+    """``align_into``, retried with ``source`` turned by each of ``ROTATIONS`` when ambiguous.
+
+    The Frame returned ignores the rotation (it is small).
+    """
     best = align_into(source, target)
-    if ROTATION_GATE[0] < best < ROTATION_GATE[1]:
+    if ROTATION_GATE[0] < best[0] < ROTATION_GATE[1]:
         for degrees in ROTATIONS:
-            best = max(best, align_into(rotate(source, degrees), target))
+            best = max(best, align_into(rotate(source, degrees), target), key=lambda found: found[0])
     return best
 
 
@@ -202,29 +277,42 @@ def rotate(image: Prepared, degrees: float) -> Prepared:
     return Prepared(plain=turn(image.plain), bandpass=turn(image.bandpass))
 
 
-def block_quantile(first: Image, second: Image) -> float:
-    """``BLOCK_QUANTILE`` of the Pearson correlations of corresponding blocks.
+def block_correlations(
+    first: Image, second: Image, *, blocks: int = BLOCKS, min_relative_spread: float = 0.0
+) -> npt.NDArray[np.float64]:
+    """Pearson correlations of corresponding blocks of two equally shaped images.
 
-    Blocks where either image is flat are left out; 0 when all are.
+    Args:
+        first: One image.
+        second: The other, same shape.
+        blocks: The images are cut into ``blocks`` x ``blocks`` blocks, row-major.
+        min_relative_spread: Leave out blocks whose larger standard deviation
+            (of the two images) is below this times the median of that over all
+            blocks: near-flat blocks correlate by chance.
+
+    Returns:
+        The correlations of the blocks kept (flat blocks are always left
+        out); with none kept, or images smaller than the grid, the whole
+        images' correlation is the only value.
     """
-    rows, cols = first.shape[0] // BLOCKS, first.shape[1] // BLOCKS
+    rows, cols = first.shape[0] // blocks, first.shape[1] // blocks
     if rows == 0 or cols == 0:
-        return correlation(first, second)
-    a, b = (_blocks(image[: rows * BLOCKS, : cols * BLOCKS], rows, cols) for image in (first, second))
+        return np.array([correlation(first, second)])
+    a, b = (_blocks(image[: rows * blocks, : cols * blocks], blocks, rows, cols) for image in (first, second))
     a -= a.mean(axis=1, keepdims=True)
     b -= b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    usable = denominator > 1e-9
+    energy_a, energy_b = (a * a).sum(axis=1), (b * b).sum(axis=1)
+    spread = np.maximum(energy_a, energy_b)
+    usable = (energy_a * energy_b > 1e-18) & (spread >= min_relative_spread**2 * np.median(spread))
     if not usable.any():
-        return 0.0
-    values = (a * b).sum(axis=1)[usable] / denominator[usable]
-    return float(np.quantile(values, BLOCK_QUANTILE))
+        return np.array([0.0])
+    return np.asarray((a * b).sum(axis=1)[usable] / np.sqrt(energy_a * energy_b)[usable], np.float64)
 
 
-def _blocks(image: Image, rows: int, cols: int) -> npt.NDArray[np.float64]:
-    """(BLOCKS**2, rows*cols) matrix of the image's blocks, row-major."""
-    tiles = image.astype(np.float64).reshape(BLOCKS, rows, BLOCKS, cols).transpose(0, 2, 1, 3)
-    return tiles.reshape(BLOCKS * BLOCKS, rows * cols)
+def _blocks(image: Image, blocks: int, rows: int, cols: int) -> npt.NDArray[np.float64]:
+    """(blocks**2, rows*cols) matrix of the image's blocks, row-major."""
+    tiles = image.astype(np.float64).reshape(blocks, rows, blocks, cols).transpose(0, 2, 1, 3)
+    return tiles.reshape(blocks * blocks, rows * cols)
 
 
 def correlation(first: Image, second: Image) -> float:

@@ -21,7 +21,8 @@ from .catalog import StoredContent
 from .database import WINDOW_SLOTS, Database
 from .features import Description, mirrored_vectors
 from .intake import FileDescription, describe_file
-from .rescore import Prepared, prepare, rescore
+from .relation import EXACT, UNCLAIMED, Relation, relate
+from .rescore import Frame, Prepared, prepare, rescore
 from .settings import DEFAULT_SETTINGS, Settings
 
 #: Neighbours per vector looked at by ``find_duplicates``.
@@ -43,12 +44,15 @@ class Match:
         score: Rescored correlation, 0..1 (1.0 for a byte-identical copy).
         coarse: Best window-vector inner product, -1..1.
         mirrored: The stored image matches the query flipped left to right.
+        relation: How the stored image relates to the query (kind, box,
+            scale, edited); kind ``similar`` below the duplicate threshold.
     """
 
     path: str
     score: float
     coarse: float
     mirrored: bool = False
+    relation: Relation = UNCLAIMED
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Comparison:
         coarse: Best window-vector inner product, -1..1.
         duplicate: ``score`` reaches the duplicate threshold.
         mirrored: ``b`` matches ``a`` flipped left to right.
+        relation: How ``b`` relates to ``a`` (see ``Match.relation``).
     """
 
     a: str
@@ -70,6 +75,7 @@ class Comparison:
     coarse: float
     duplicate: bool
     mirrored: bool = False
+    relation: Relation = UNCLAIMED
 
 
 @dataclass(frozen=True)
@@ -93,17 +99,26 @@ class Side:
         vectors: (windows, dimension) window vectors, row 0 the whole image.
         thumbnail: The stored or computed uint8 blurred thumbnail.
         settings: Grid and rescoring size.
+        size: (width, height) of the image, in pixels.
     """
 
-    def __init__(self, vectors: npt.NDArray[np.float32], thumbnail: npt.NDArray[np.uint8], settings: Settings) -> None:
+    def __init__(
+        self,
+        vectors: npt.NDArray[np.float32],
+        thumbnail: npt.NDArray[np.uint8],
+        settings: Settings,
+        size: tuple[int, int],
+    ) -> None:
         self.vectors = vectors
         self.thumbnail = thumbnail
+        self.size = size
         self._settings = settings
 
     @classmethod
-    def of(cls, description: Description, settings: Settings) -> Side:
-        """The Side of a freshly described image."""
-        return cls(description.vectors, description.thumbnail, settings)
+    def of(cls, described: FileDescription, settings: Settings) -> Side:
+        """The Side of a freshly described image file."""
+        description = _decoded(described)
+        return cls(description.vectors, description.thumbnail, settings, (described.width, described.height))
 
     @cached_property
     def prepared(self) -> Prepared:
@@ -121,27 +136,61 @@ class Side:
         return mirrored_vectors(self.thumbnail, grid=self._settings.grid)
 
 
+def _decoded(described: FileDescription) -> Description:
+    """The description of a file described for a query (always decoded: no known hashes were given)."""
+    assert described.description is not None
+    return described.description
+
+
 def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
     """Largest inner product between any window vector of two images, without BLAS."""
     products = (first[:, None, :].astype(np.float64) * second[None, :, :]).sum(axis=2)
     return float(products.max())
 
 
-def score_pair(query: Side, stored: Side) -> tuple[float, float, bool]:
+@dataclass(frozen=True)
+class PairScore:
+    """A rescored pair of images, in the better orientation of the first.
+
+    Attributes:
+        score: Rescored correlation, 0..1.
+        coarse: Best window-vector inner product, -1..1.
+        mirrored: The first image matched flipped left to right.
+        frame: Where the first image (so oriented) lies in the second, if placed.
+    """
+
+    score: float
+    coarse: float
+    mirrored: bool
+    frame: Frame | None
+
+
+def score_pair(query: Side, stored: Side) -> PairScore:
     """Rescore two images in both orientations of the first.
 
     Returns:
-        (score, coarse, mirrored) of the better orientation; the mirrored one
-        is only rescored when its coarse correlation comes close.
+        The better orientation's PairScore; the mirrored one is only
+        rescored when its coarse correlation comes close.
     """
     coarse = best_inner_product(query.vectors, stored.vectors)
-    score = rescore(query.prepared, stored.prepared, coarse=coarse)
+    direct = rescore(query.prepared, stored.prepared, coarse=coarse)
+    best = PairScore(direct.score, coarse, False, direct.frame)
     mirrored_coarse = best_inner_product(query.mirrored_vectors, stored.vectors)
     if mirrored_coarse > coarse - MIRROR_MARGIN:
-        mirrored_score = rescore(query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse)
-        if mirrored_score > score:
-            return mirrored_score, mirrored_coarse, True
-    return score, coarse, False
+        flipped = rescore(query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse)
+        if flipped.score > best.score:
+            best = PairScore(flipped.score, mirrored_coarse, True, flipped.frame)
+    return best
+
+
+def relation_of(query: Side, stored: Side, pair: PairScore, threshold: float) -> Relation:
+    """How ``stored`` relates to ``query``, given their PairScore (``similar`` below ``threshold``)."""
+    if pair.score < threshold or pair.frame is None:
+        return UNCLAIMED
+    prepared = query.prepared_mirrored if pair.mirrored else query.prepared
+    return relate(
+        prepared, stored.prepared, pair.frame, query_size=query.size, match_size=stored.size, mirrored=pair.mirrored
+    )
 
 
 def describe_query(path: str | os.PathLike[str], settings: Settings = DEFAULT_SETTINGS) -> FileDescription:
@@ -164,18 +213,20 @@ def compare(
         settings: Descriptor parameters and the duplicate threshold.
 
     Returns:
-        Their Comparison; byte-identical files score 1.0.
+        Their Comparison, with how ``b`` relates to ``a``; byte-identical
+        files score 1.0.
 
     Raises:
         ImageError: If either file cannot be read or is not an image.
     """
     first, second = describe_query(a, settings), describe_query(b, settings)
     if first.content_hash == second.content_hash:
-        return Comparison(os.fspath(a), os.fspath(b), 1.0, 1.0, True)
-    assert first.description is not None and second.description is not None
-    score, coarse, mirrored = score_pair(Side.of(first.description, settings), Side.of(second.description, settings))
-    duplicate = score >= settings.duplicate_threshold
-    return Comparison(os.fspath(a), os.fspath(b), score, coarse, duplicate, mirrored)
+        return Comparison(os.fspath(a), os.fspath(b), 1.0, 1.0, True, relation=Relation(EXACT, scale=1.0))
+    query_side, other_side = Side.of(first, settings), Side.of(second, settings)
+    pair = score_pair(query_side, other_side)
+    relation = relation_of(query_side, other_side, pair, settings.duplicate_threshold)
+    duplicate = pair.score >= settings.duplicate_threshold
+    return Comparison(os.fspath(a), os.fspath(b), pair.score, pair.coarse, duplicate, pair.mirrored, relation)
 
 
 def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min_score: float = 0.0) -> list[Match]:
@@ -184,7 +235,8 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
     The query's window vectors, and those of its mirror image, pick the
     vector index's top candidates (at least ``settings.candidates``, and
     three per requested result); each is rescored against the query's
-    thumbnail and ranked by that score. Byte-identical stored copies score 1.0.
+    thumbnail and ranked by that score. Byte-identical stored copies score
+    1.0. Each match says how it relates to the query (``Match.relation``).
 
     Args:
         database: An open database.
@@ -202,12 +254,11 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     described = describe_query(image, database.settings)
-    assert described.description is not None
     count = max(database.settings.candidates, 3 * k)
     exact = set(database.paths_with_hash(described.content_hash))
-    scored = _rescore_candidates(database, Side.of(described.description, database.settings), count, skip=exact)
+    scored = _rescore_candidates(database, Side.of(described, database.settings), count, skip=exact)
     for path in exact:
-        scored[path] = Match(path, 1.0, 1.0)
+        scored[path] = Match(path, 1.0, 1.0, relation=Relation(EXACT, scale=1.0))
     ranked = sorted(scored.values(), key=lambda m: (-m.score, -m.coarse, m.path))
     return [m for m in ranked if m.score >= min_score][:k]
 
@@ -238,17 +289,20 @@ def _rescore_candidates(database: Database, side: Side, count: int, *, skip: set
     paths = database.paths_of(ids)
     ids = [cid for cid in ids if not set(paths.get(cid, [])) <= skip]
     stored = database.stored_contents(ids)
+    threshold = database.settings.duplicate_threshold
     matches = {}
     for content_id in ids:
-        score, coarse, mirrored = score_pair(side, _stored_side(database, stored[content_id]))
+        stored_side = _stored_side(database, stored[content_id])
+        pair = score_pair(side, stored_side)
+        relation = relation_of(side, stored_side, pair, threshold)
         for path in paths[content_id]:
-            matches[path] = Match(path, score, coarse, mirrored)
+            matches[path] = Match(path, pair.score, pair.coarse, pair.mirrored, relation)
     return matches
 
 
 def _stored_side(database: Database, content: StoredContent) -> Side:
     vectors = np.frombuffer(content.descriptor, np.float32).reshape(-1, database.settings.dimension)
-    return Side(vectors, database.thumbnail(content), database.settings)
+    return Side(vectors, database.thumbnail(content), database.settings, (content.width, content.height))
 
 
 def find_duplicates(database: Database, *, min_score: float | None = None) -> list[DuplicateGroup]:
@@ -308,7 +362,7 @@ class _PairScorer:
 
     def score(self, first: int, second: int) -> float:
         """Rescored score of two contents, either orientation."""
-        return score_pair(self.side(first), self.side(second))[0]
+        return score_pair(self.side(first), self.side(second)).score
 
 
 def _scored_edges(database: Database, scorer: _PairScorer, threshold: float) -> dict[tuple[int, int], float]:

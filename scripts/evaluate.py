@@ -157,8 +157,8 @@ def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dic
             family = {str(collection[i]) for i in families[original]}
             ranks.append(rank_in_results(db.query(edited, k=10), family))
     sides = {p: _side(p) for p in {*collection, *(e for _, e, _ in jobs)}}
-    positives = [score_pair(sides[e], sides[o])[0] for _, e, o in jobs]
-    negative_scores = [score_pair(sides[collection[a]], sides[collection[b]])[0] for a, b in negatives]
+    positives = [score_pair(sides[e], sides[o]).score for _, e, o in jobs]
+    negative_scores = [score_pair(sides[collection[a]], sides[collection[b]]).score for a, b in negatives]
     return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
 
 
@@ -171,10 +171,8 @@ def rank_in_results(matches: list[nearindex.Match], family: set[str]) -> int:
 
 
 def _side(path: Path) -> Side:
-    """What ``compare`` scores an image with (the description is never None for a new file)."""
-    description = describe_file(str(path)).description
-    assert description is not None
-    return Side.of(description, DEFAULT_SETTINGS)
+    """What ``compare`` scores an image with."""
+    return Side.of(describe_file(str(path)), DEFAULT_SETTINGS)
 
 
 def evaluate_peer(similarity: Callable, features: dict, collection, jobs, negatives, families) -> dict:  # type: ignore[no-untyped-def]

@@ -229,11 +229,15 @@ def test_query_json_lists_matches_best_first(stored: Stored) -> None:
     assert set(document) == {"query", "results"}
     assert document["query"] == str(image)
     results = document["results"]
-    assert results and all(set(match) == {"path", "score", "coarse", "mirrored"} for match in results)
+    assert results and all(set(match) == {"path", "score", "coarse", "mirrored", "relation"} for match in results)
     scores = [match["score"] for match in results]
     assert scores == sorted(scores, reverse=True)
-    assert results[0] == {"path": str(image), "score": 1.0, "coarse": 1.0, "mirrored": False}
-    assert str(stored.collection.edits[0]["jpeg30"]) in {match["path"] for match in results}
+    exact = {"kind": "exact", "box": None, "scale": 1.0, "edited": False}
+    assert results[0] == {"path": str(image), "score": 1.0, "coarse": 1.0, "mirrored": False, "relation": exact}
+    by_path = {match["path"]: match for match in results}
+    assert by_path[str(stored.collection.edits[0]["jpeg30"])]["relation"]["kind"] == "resized"
+    crop = by_path[str(stored.collection.edits[0]["crop75"])]["relation"]
+    assert crop["kind"] == "crop" and len(crop["box"]) == 4
 
 
 def test_query_k_limits_the_results(stored: Stored) -> None:
@@ -246,7 +250,7 @@ def test_query_text_is_a_table(stored: Stored) -> None:
     assert_no_traceback(result)
     assert result.exit_code == 0
     table = lines(result.stdout)
-    assert table[0].split() == ["score", "coarse", "note", "path"]
+    assert table[0].split() == ["score", "coarse", "relation", "path"]
     assert len(table) == 4
     assert table[1].split()[-1] == str(stored.collection.originals[0])
 
@@ -273,7 +277,8 @@ def test_compare_calls_an_edit_a_duplicate_and_a_texture_not(stored: Stored, tmp
     original, edit = stored.collection.originals[0], stored.collection.edits[0]["jpeg30"]
     texture = next(p for p in stored.collection.unrelated if p.name.startswith("texture"))
     same = parse_json(invoke(tmp_path / "nodb", "compare", str(original), str(edit), "--json"))
-    assert set(same) == {"a", "b", "score", "coarse", "duplicate", "mirrored"}
+    assert set(same) == {"a", "b", "score", "coarse", "duplicate", "mirrored", "relation"}
+    assert same["relation"]["kind"] == "resized"
     assert (same["a"], same["b"], same["duplicate"]) == (str(original), str(edit), True)
     other = parse_json(invoke(tmp_path / "nodb", "compare", str(original), str(texture), "--json"))
     assert other["duplicate"] is False
@@ -287,7 +292,8 @@ def test_compare_needs_and_creates_no_database(stored: Stored, tmp_path: Path, m
     result = runner.invoke(app, ["compare", str(original), str(edit)])
     assert_no_traceback(result)
     assert result.exit_code == 0
-    assert lines(result.stdout)[-1] == "verdict duplicate"
+    assert "verdict  duplicate" in lines(result.stdout)
+    assert lines(result.stdout)[-1].startswith("relation crop ")
     result = invoke(tmp_path / "nodb", "compare", str(original), str(edit))
     assert result.exit_code == 0
     assert sorted(os.listdir(tmp_path)) == []

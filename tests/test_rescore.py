@@ -24,7 +24,7 @@ def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:
 
 def score(first: np.ndarray, second: np.ndarray) -> float:
     (a, va), (b, vb) = prepared(first), prepared(second)
-    return rescore(a, b, coarse=float(np.dot(va, vb)))
+    return rescore(a, b, coarse=float(np.dot(va, vb))).score
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_rescoring_recovers_what_a_crop_costs_the_coarse_correlation() -> None:
     cropped = synthetic.EDITS["crop75"](original)
     (a, va), (b, vb) = prepared(original), prepared(cropped)
     coarse = float(np.dot(va, vb))
-    assert rescore(a, b, coarse=coarse) > coarse
+    assert rescore(a, b, coarse=coarse).score > coarse
 
 
 def test_score_is_symmetric_and_identity_is_near_one() -> None:
@@ -73,4 +73,4 @@ def test_template_scales_run_from_fitting_down_to_about_half() -> None:
 
 def test_tiny_thumbnails_do_not_crash() -> None:
     line = prepare(np.tile(np.arange(128, dtype=np.uint8), (1, 1)))
-    assert 0.0 <= rescore(line, line) <= 1.0
+    assert 0.0 <= rescore(line, line).score <= 1.0

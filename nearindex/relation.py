@@ -1,0 +1,209 @@
+"""How a matched image relates to the query: same framing, a crop, a wider view, locally edited.
+
+The rescorer's best placement says where one thumbnail lies in the other (a
+``Frame``). From it, the share of each image the other covers tells the
+kind: both covered means the same framing (a re-encoded or resized copy);
+the match covering only part of the query means the match is a crop of it;
+the query lying inside the match means the match contains it. Comparing
+the two images block by block over their overlap, at that placement, tells
+whether a local region differs while the rest agrees (a caption, a logo, a
+pasted patch: the "faked" case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .rescore import BANDPASS_FRACTION, Frame, Image, Prepared, band_pass, block_correlations
+
+Matrix = npt.NDArray[np.float32]
+
+#: Kinds of relation.
+EXACT, RESIZED, CROP, CONTAINS, OVERLAP, SIMILAR = "exact", "resized", "crop", "contains", "overlap", "similar"
+#: An image whose area is covered at least this much by the other counts as whole.
+WHOLE_COVERAGE = 0.9
+#: The overlap is compared in this many blocks per side ...
+EDIT_BLOCKS = 6
+#: ... and a block correlating below this (band-pass) makes the match "edited".
+EDITED_BELOW = 0.6
+#: Blocks much flatter than the typical block (both images) are not judged: see ``block_correlations``.
+MIN_RELATIVE_SPREAD = 0.5
+#: Pixels (at the rescoring size) left out where one image's edge lies inside the other.
+SEAM_MARGIN = 2
+#: Iterations of the ECC refinement of the placement.
+ECC_ITERATIONS = 50
+#: Overlaps smaller than this (pixels per side, at the rescoring size) are not judged for edits.
+MIN_OVERLAP_SIDE = 24
+
+
+@dataclass(frozen=True)
+class Relation:
+    """How a match relates to the query.
+
+    Attributes:
+        kind: ``exact`` (byte-identical file), ``resized`` (same framing:
+            re-encoded, resized, recoloured), ``crop`` (the match shows part of
+            the query), ``contains`` (the match shows the query and more),
+            ``overlap`` (each shows part of the other) or ``similar`` (below
+            the duplicate threshold: no claim).
+        box: For ``crop``, the region of the query the match shows, in the
+            query's pixels; for ``contains``, where the query lies in the
+            match, in the match's pixels: (x, y, width, height). Else None.
+        scale: Match pixels per query pixel (None for ``exact`` and ``similar``).
+        edited: A local region differs although the rest matches.
+    """
+
+    kind: str
+    box: tuple[int, int, int, int] | None = None
+    scale: float | None = None
+    edited: bool = False
+
+
+def relate(
+    query: Prepared,
+    match: Prepared,
+    frame: Frame,
+    *,
+    query_size: tuple[int, int],
+    match_size: tuple[int, int],
+    mirrored: bool = False,
+) -> Relation:
+    """The Relation of a confirmed match to the query.
+
+    Args:
+        query: The query's prepared thumbnail, in the orientation that matched.
+        match: The match's prepared thumbnail.
+        frame: Where the query lies in the match (from ``rescore``).
+        query_size: (width, height) of the query image, in pixels.
+        match_size: (width, height) of the match image, in pixels.
+        mirrored: The query matched flipped left to right (boxes in the
+            query are given in its own, unflipped, pixels).
+
+    Returns:
+        The kind, box, scale and edited flag.
+    """
+    query_in_match, match_in_query = frame.box(), frame.inverse().box()
+    scale = float(np.sqrt(frame.scale[0] * frame.scale[1] * match_size[0] * match_size[1] / _area(query_size)))
+    edited = bool(lowest_block_correlation(query, match, frame) < EDITED_BELOW)
+    covers_match = _area_of(query_in_match) >= WHOLE_COVERAGE
+    covers_query = _area_of(match_in_query) >= WHOLE_COVERAGE
+    if covers_match and covers_query:
+        return Relation(RESIZED, None, scale, edited)
+    if covers_query:
+        return Relation(CONTAINS, _pixels(query_in_match, match_size), scale, edited)
+    if covers_match:
+        x, y, width, height = match_in_query
+        box = (1 - x - width, y, width, height) if mirrored else match_in_query
+        return Relation(CROP, _pixels(box, query_size), scale, edited)
+    return Relation(OVERLAP, None, scale, edited)
+
+
+def lowest_block_correlation(first: Prepared, second: Prepared, frame: Frame) -> float:
+    """Lowest band-pass block correlation over the overlap of two placed images.
+
+    The placement found by the rescorer is coarse (a few scales, whole
+    pixels at 64 px); a misplaced edge would look like an edit. So it is
+    refined first by ECC image alignment (``cv2.findTransformECC``, affine,
+    which also takes out a small rotation). Then ``first`` is warped onto
+    the overlap, and both are band-passed there with the same filter (an
+    image's own edge must not look different from the same place inside a
+    wider image) and compared in ``EDIT_BLOCKS`` x ``EDIT_BLOCKS`` blocks.
+
+    Args:
+        first: One prepared image.
+        second: The other.
+        frame: Where ``first`` lies in ``second``.
+
+    Returns:
+        -1..1; 1.0 when the overlap is too small to judge.
+    """
+    x, y, width, height = frame.box()
+    rows, cols = second.plain.shape
+    x0, y0, x1, y1 = round(x * cols), round(y * rows), round((x + width) * cols), round((y + height) * rows)
+    if min(x1 - x0, y1 - y0) < MIN_OVERLAP_SIDE:
+        return 1.0
+    warp = _window_to_first(frame, (x0, y0), first.plain.shape, (rows, cols))
+    warp = _refined(second.plain[y0:y1, x0:x1], first.plain, warp)
+    window = second.plain[y0:y1, x0:x1]
+    size, flags = (window.shape[1], window.shape[0]), cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpAffine(first.plain, warp, size, flags=flags)
+    inside = cv2.warpAffine(np.ones_like(first.plain), warp, size, flags=flags) > 0.999
+    _trim_seams(inside, frame, (rows, cols))
+    if not inside.any():
+        return 1.0
+    # Where ``first`` does not reach (a turned copy's corners) or is trimmed, both show
+    # ``second``, brought to ``first``'s brightness and contrast (thumbnails are stretched each on its own).
+    gain = warped[inside].std() / max(float(window[inside].std()), 1e-6)
+    matched = (window - window[inside].mean()) * gain + warped[inside].mean()
+    placed = np.asarray(np.where(inside, warped, matched), np.float32)
+    sigma = BANDPASS_FRACTION * max(rows, cols)
+    correlations = block_correlations(
+        band_pass(placed, sigma), band_pass(window, sigma), blocks=EDIT_BLOCKS, min_relative_spread=MIN_RELATIVE_SPREAD
+    )
+    return float(correlations.min())
+
+
+def _trim_seams(inside: npt.NDArray[np.bool_], frame: Frame, shape: tuple[int, int]) -> None:
+    """Leave out ``SEAM_MARGIN`` pixels along each side of the overlap where one image ends inside the other.
+
+    There the thumbnail of the wider image is blurred across its content's
+    edge (into a border, a caption bar, the rest of the scene) while the
+    other image's is not. Where both images end together nothing is trimmed,
+    so a caption at the bottom of both still shows.
+    """
+    rows, cols = shape
+    (sx, sy), (ox, oy) = frame.scale, frame.offset
+    ends = {"left": ox * cols, "right": (1 - sx - ox) * cols, "top": oy * rows, "bottom": (1 - sy - oy) * rows}
+    margin = SEAM_MARGIN
+    if abs(ends["left"]) > 1:
+        inside[:, :margin] = False
+    if abs(ends["right"]) > 1:
+        inside[:, -margin:] = False
+    if abs(ends["top"]) > 1:
+        inside[:margin] = False
+    if abs(ends["bottom"]) > 1:
+        inside[-margin:] = False
+
+
+def _window_to_first(
+    frame: Frame, origin: tuple[int, int], first_shape: tuple[int, ...], second_shape: tuple[int, ...]
+) -> Matrix:
+    """2x3 affine matrix from pixels of a window of ``second`` (at ``origin``) to pixels of ``first``."""
+    matrix = np.zeros((2, 3), np.float32)
+    for row, axis in ((0, 1), (1, 0)):
+        ratio = first_shape[axis] / (second_shape[axis] * frame.scale[row])
+        matrix[row, row] = ratio
+        matrix[row, 2] = ratio * origin[row] - first_shape[axis] * frame.offset[row] / frame.scale[row]
+    return matrix
+
+
+def _refined(window: Image, image: Image, warp: Matrix) -> Matrix:
+    """``warp`` (window pixels to ``image`` pixels) refined by ECC; unchanged if ECC does not converge."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, 1e-4)
+    try:
+        everywhere = np.ones(image.shape, np.uint8)
+        _, refined = cv2.findTransformECC(window, image, warp.copy(), cv2.MOTION_AFFINE, criteria, everywhere, 1)
+    except cv2.error:
+        return warp
+    return np.asarray(refined, np.float32)
+
+
+def _area_of(box: tuple[float, float, float, float]) -> float:
+    return box[2] * box[3]
+
+
+def _area(size: tuple[int, int]) -> float:
+    return float(max(size[0], 1) * max(size[1], 1))
+
+
+def _pixels(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    x, y, width, height = box
+    return round(x * size[0]), round(y * size[1]), round(width * size[0]), round(height * size[1])
+
+
+#: The relation of a result below the duplicate threshold.
+UNCLAIMED = Relation(SIMILAR)

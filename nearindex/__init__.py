@@ -14,6 +14,7 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .api import Info, NearIndex, open
+from .calibration import Calibration
 from .database import CheckReport
 from .errors import (
     CorruptImageError,
@@ -28,12 +29,14 @@ from .errors import (
     UnreadableFileError,
 )
 from .ingest import IngestReport
+from .relation import Relation
 from .search import Comparison, DuplicateGroup, Match, compare
 from .settings import Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
     "CheckReport",
     "Comparison",
     "CorruptImageError",
@@ -49,6 +52,7 @@ __all__ = [
     "NearIndex",
     "NearIndexError",
     "NotAnImageError",
+    "Relation",
     "SchemaTooNewError",
     "Settings",
     "UnreadableFileError",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from . import ingest, search
+from . import calibration, ingest, search
+from .calibration import Calibration
 from .database import CheckReport, Database
 from .errors import Failed
 from .ingest import IngestReport
@@ -43,6 +44,8 @@ class Info:
         index_bytes: Size of the FAISS index file.
         grid: Descriptor grid side.
         thumb_side: Rescore thumbnail long side, pixels.
+        duplicate_threshold: The score at or above which two images are duplicates.
+        calibrated: The threshold was measured on this collection (``calibrate --store``).
         failures: The recorded failures.
     """
 
@@ -59,6 +62,8 @@ class Info:
     index_bytes: int
     grid: int
     thumb_side: int
+    duplicate_threshold: float
+    calibrated: bool
     failures: tuple[Failed, ...]
 
 
@@ -97,6 +102,27 @@ class NearIndex:
         """All near-duplicate groups, largest first (see ``search.find_duplicates``)."""
         return search.find_duplicates(self._database, min_score=min_score)
 
+    def calibrate(
+        self,
+        *,
+        sample: int = 100,
+        negatives: int = 10_000,
+        fpr: float = 0.001,
+        seed: int = 0,
+        store: bool = False,
+        progress: Progress | None = None,
+    ) -> Calibration:
+        """Measure the duplicate threshold for ``fpr`` on this collection (see ``calibration.calibrate``).
+
+        With ``store``, it becomes this database's default threshold.
+        """
+        result = calibration.calibrate(
+            self._database, sample=sample, negatives=negatives, fpr=fpr, seed=seed, progress=progress
+        )
+        if store:
+            calibration.store_calibration(self._database, result)
+        return result
+
     def check(self, *, repair: bool = False) -> CheckReport:
         """Verify the catalog and the vector index agree; ``repair`` rebuilds the index."""
         return self._database.check(repair=repair)
@@ -110,6 +136,7 @@ class NearIndex:
             flat=counts["flat"], failed=counts["failed"], vectors=db.index.size, index_kind=db.index.kind,
             generation=db.generation, schema=db.schema_revision(), catalog_bytes=sizes["catalog"],
             index_bytes=sizes["index"], grid=db.settings.grid, thumb_side=db.settings.thumb_side,
+            duplicate_threshold=db.settings.duplicate_threshold, calibrated=db.calibration_record() is not None,
             failures=tuple(Failed(f.path, f.reason) for f in db.failures()),
         )  # fmt: skip
 

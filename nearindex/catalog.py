@@ -146,6 +146,11 @@ class Catalog:
                     found.setdefault(content_id, []).append(path)
         return found
 
+    def non_flat_content_ids(self) -> list[int]:
+        """Ids of every content that is not flat, ascending."""
+        with Session(self.engine) as session:
+            return list(session.scalars(select(Content.id).where(Content.flat.is_(False)).order_by(Content.id)))
+
     def contents(self, content_ids: Iterable[int]) -> dict[int, StoredContent]:
         """Stored descriptors and thumbnails of the given contents."""
         found = {}

@@ -55,7 +55,8 @@ def main_options(
 class BarProgress:
     """A rich progress bar on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "images") -> None:
+        self._unit = unit
         self._bar = RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True, console=Console(stderr=True),
@@ -74,15 +75,15 @@ class BarProgress:
         """Move the bar and show the rate."""
         self._done += steps
         rate = self._done / max(time.monotonic() - self._started, 1e-9)
-        self._bar.update(self._task, advance=steps, rate=f"{rate:.1f} images/s")
+        self._bar.update(self._task, advance=steps, rate=f"{rate:.1f} {self._unit}/s")
 
     def finish(self) -> None:
         """Remove the bar."""
         self._bar.stop()
 
 
-def _progress(json_output: bool) -> BarProgress | None:
-    return BarProgress() if sys.stderr.isatty() and not json_output else None
+def _progress(json_output: bool, *, unit: str = "images") -> BarProgress | None:
+    return BarProgress(unit) if sys.stderr.isatty() and not json_output else None
 
 
 def _fail(error: NearIndexError) -> typer.Exit:
@@ -124,6 +125,12 @@ def _interruptible(run: Callable[[], IngestReport]) -> IngestReport:
     except IngestInterrupted as interrupted:
         typer.echo(f"nearindex: interrupted; committed {output.ingest_summary(interrupted.report)}", err=True)
         raise typer.Exit(130) from None
+
+
+def _between_zero_and_one(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
 
 
 PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")]
@@ -222,6 +229,25 @@ def check(
     typer.echo(output.to_json(output.check_json(report)) if json_output else output.check_text(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    sample: Annotated[int, typer.Option("--sample", min=1, help="Stored images to edit (true pairs).")] = 100,
+    negatives: Annotated[int, typer.Option("--negatives", min=1, help="Random pairs of different images.")] = 10_000,
+    fpr: Annotated[
+        float, typer.Option("--fpr", callback=_between_zero_and_one, help="False-match rate wanted, 0..1.")
+    ] = 0.001,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling.")] = 0,
+    store: Annotated[bool, typer.Option("--store", help="Make the threshold this database's default.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Measure the duplicate threshold for a false-match rate on your own images."""
+    with _opened(read_only=not store, create=False) as database:
+        bar = _progress(json_output, unit="pairs")
+        result = database.calibrate(sample=sample, negatives=negatives, fpr=fpr, seed=seed, store=store, progress=bar)
+    document = output.calibration_json(result, stored=store)
+    typer.echo(output.to_json(document) if json_output else output.calibration_text(result, stored=store))
 
 
 @app.command()

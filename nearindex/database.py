@@ -15,7 +15,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +35,8 @@ CATALOG_NAME = "catalog.sqlite3"
 LOCK_NAME = "write.lock"
 #: Settings that shape stored vectors, fixed when a database is created.
 _SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction")
+#: State keys of a calibrated duplicate threshold and of the record of its calibration.
+THRESHOLD_KEY, CALIBRATION_KEY = "settings.duplicate_threshold", "calibration"
 #: A content's window vectors have index ids content_id * WINDOW_SLOTS + window.
 WINDOW_SLOTS = 16
 
@@ -169,6 +171,28 @@ class Database:
     def exact_copy_groups(self) -> list[list[str]]:
         """Groups of paths holding byte-identical content."""
         return self._catalog.duplicate_hash_groups()
+
+    def non_flat_content_ids(self) -> list[int]:
+        """Ids of the stored contents that have vectors (not flat), ascending."""
+        return self._catalog.non_flat_content_ids()
+
+    def store_duplicate_threshold(self, threshold: float, record: str) -> None:
+        """Make ``threshold`` this database's duplicate threshold, with ``record`` saying where it came from.
+
+        Raises:
+            ValueError: If ``threshold`` is not in 0..1.
+            DatabaseError: If the database is read-only or the write fails.
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in 0..1, got {threshold}")
+        self._require_writable()
+        with self._translated("catalog write failed"):
+            self._catalog.set_state({THRESHOLD_KEY: repr(threshold), CALIBRATION_KEY: record})
+        self.settings = replace(self.settings, duplicate_threshold=threshold)
+
+    def calibration_record(self) -> str | None:
+        """The record stored with the current duplicate threshold, if it was calibrated."""
+        return self._catalog.get_state(CALIBRATION_KEY)
 
     def stored_contents(self, content_ids: list[int]) -> dict[int, StoredContent]:
         """Stored descriptors and thumbnails by content id."""
@@ -374,10 +398,12 @@ class Database:
                 values = {f"settings.{k}": str(getattr(DEFAULT_SETTINGS, k)) for k in _SHAPING_SETTINGS}
                 self._catalog.set_state(values)
             return
+        threshold = self._catalog.get_state(THRESHOLD_KEY)
         self.settings = Settings(
             grid=int(stored["grid"] or DEFAULT_SETTINGS.grid),
             thumb_side=int(stored["thumb_side"] or DEFAULT_SETTINGS.thumb_side),
             blur_fraction=float(stored["blur_fraction"] or DEFAULT_SETTINGS.blur_fraction),
+            duplicate_threshold=float(threshold) if threshold else DEFAULT_SETTINGS.duplicate_threshold,
         )
 
     def _load_index(self) -> None:

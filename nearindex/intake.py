@@ -11,6 +11,10 @@ import os
 from collections.abc import Container
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
+import numpy.typing as npt
+
 from .errors import UnreadableFileError
 from .features import Description, describe
 from .images import decode_grayscale, read_file_bytes, read_header_size, sniff_format
@@ -105,3 +109,27 @@ def image_size(data: bytes, *, decoded_shape: tuple[int, int]) -> tuple[int, int
     if (header[0] > header[1]) != (width > height) and header[0] != header[1] and width != height:
         return header[1], header[0]
     return header
+
+
+def load_for_editing(path: str, *, long_side: int, settings: Settings = DEFAULT_SETTINGS) -> npt.NDArray[np.uint8]:
+    """An image file as 8-bit gray in three equal channels, its long side at most ``long_side``.
+
+    What ``synthetic``'s edits take (they expect BGR); the decode may be at
+    reduced size, as for describing.
+
+    Raises:
+        ImageError: If the file cannot be read or is not a usable image.
+    """
+    gray = decode_grayscale(read_file_bytes(path), source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
+    ratio = long_side / max(gray.shape)
+    if ratio < 1:
+        size = (max(1, round(gray.shape[1] * ratio)), max(1, round(gray.shape[0] * ratio)))
+        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.float32)
+    eight_bit = np.asarray(np.clip(np.round(gray * 255), 0, 255), np.uint8)
+    return np.ascontiguousarray(np.repeat(eight_bit[:, :, None], 3, axis=2))
+
+
+def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
+    """Describe an 8-bit BGR image held in memory (as a file of it would be described)."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+    return describe(gray, settings=settings)

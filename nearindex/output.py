@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .api import Info
+from .calibration import Calibration
 from .database import CheckReport
 from .errors import Failed
 from .ingest import IngestReport
@@ -59,11 +60,15 @@ def matches_text(matches: Sequence[Match]) -> str:
 
 
 def relation_text(relation: Relation, *, mirrored: bool = False) -> str:
-    """A relation in a few words: ``crop 320x240+10+20 of the query, x1.00, edited, mirrored``."""
+    """A relation in a few words: ``crop of the query (320x240+10+20), x1.00, edited, mirrored``.
+
+    Boxes are width x height + x + y, in pixels of the query (crop) or of the match (contains).
+    """
     words = [relation.kind]
     if relation.box is not None:
         x, y, width, height = relation.box
-        words[0] += f" {width}x{height}+{x}+{y} of the {'query' if relation.kind == 'crop' else 'match'}"
+        where = f"{width}x{height}+{x}+{y}"
+        words[0] = f"crop of the query ({where})" if relation.kind == "crop" else f"contains the query (at {where})"
     if relation.scale is not None and relation.kind != "exact":
         words.append(f"x{relation.scale:.2f}")
     if relation.edited:
@@ -113,6 +118,7 @@ def info_text(info: Info) -> str:
         ("flat", info.flat), ("failed", info.failed), ("vectors", info.vectors), ("index", info.index_kind),
         ("generation", info.generation), ("schema", info.schema), ("catalog bytes", info.catalog_bytes),
         ("index bytes", info.index_bytes), ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
+        ("threshold", f"{info.duplicate_threshold:.4f} ({'calibrated here' if info.calibrated else 'default'})"),
     ]  # fmt: skip
     return "\n".join(f"{name:<14}{value}" for name, value in rows)
 
@@ -122,6 +128,24 @@ def info_json(info: Info) -> dict[str, Any]:
     document = asdict(info)
     document["failures"] = [{"path": f.path, "reason": f.reason} for f in info.failures]
     return document
+
+
+def calibration_text(result: Calibration, *, stored: bool) -> str:
+    """A calibration as labelled lines and a table of the share of each edit found."""
+    head = [
+        f"threshold    {result.threshold:.4f}" + ("  (stored as this database's default)" if stored else ""),
+        f"false pairs  {result.measured_fpr:.4%} of {result.negatives} at or above it (asked {result.target_fpr:.4%})",
+        f"true pairs   {result.tpr:.1%} of {result.positives} edits of {result.images} images at or above it",
+    ]
+    rows = [(name, f"{share:.1%}") for name, share in result.per_edit.items()]
+    return "\n".join(head) + "\n\n" + table(["edit", "found"], rows)
+
+
+def calibration_json(result: Calibration, *, stored: bool) -> dict[str, Any]:
+    """A calibration as a JSON-ready dict."""
+    document = asdict(result)
+    document["skipped"] = [{"path": f.path, "reason": f.reason} for f in result.skipped]
+    return {**document, "stored": stored}
 
 
 def check_text(report: CheckReport) -> str:

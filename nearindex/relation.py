@@ -25,17 +25,21 @@ Matrix = npt.NDArray[np.float32]
 #: Kinds of relation.
 EXACT, RESIZED, CROP, CONTAINS, OVERLAP, SIMILAR = "exact", "resized", "crop", "contains", "overlap", "similar"
 #: An image whose area is covered at least this much by the other counts as whole.
-WHOLE_COVERAGE = 0.9
+WHOLE_COVERAGE = 0.95
 #: The overlap is compared in this many blocks per side ...
 EDIT_BLOCKS = 6
 #: ... and a block correlating below this (band-pass) makes the match "edited".
-EDITED_BELOW = 0.6
+EDITED_BELOW = 0.5
 #: Blocks much flatter than the typical block (both images) are not judged: see ``block_correlations``.
 MIN_RELATIVE_SPREAD = 0.5
 #: Pixels (at the rescoring size) left out where one image's edge lies inside the other.
 SEAM_MARGIN = 2
 #: Iterations of the ECC refinement of the placement.
 ECC_ITERATIONS = 50
+#: A refinement changing the scale by more than this (log ratio, either axis) or moving
+#: the centre by more than this (fraction of the image) is not trusted.
+MAX_REFINED_SCALE_CHANGE = 0.12
+MAX_REFINED_SHIFT = 0.06
 #: Overlaps smaller than this (pixels per side, at the rescoring size) are not judged for edits.
 MIN_OVERLAP_SIDE = 24
 
@@ -86,9 +90,12 @@ def relate(
     Returns:
         The kind, box, scale and edited flag.
     """
+    refined = refine(query, match, frame)
+    if refined is not None:
+        frame = refined.frame
     query_in_match, match_in_query = frame.box(), frame.inverse().box()
     scale = float(np.sqrt(frame.scale[0] * frame.scale[1] * match_size[0] * match_size[1] / _area(query_size)))
-    edited = bool(lowest_block_correlation(query, match, frame) < EDITED_BELOW)
+    edited = refined is not None and lowest_block_correlation(query, match, refined) < EDITED_BELOW
     covers_match = _area_of(query_in_match) >= WHOLE_COVERAGE
     covers_query = _area_of(match_in_query) >= WHOLE_COVERAGE
     if covers_match and covers_query:
@@ -102,37 +109,78 @@ def relate(
     return Relation(OVERLAP, None, scale, edited)
 
 
-def lowest_block_correlation(first: Prepared, second: Prepared, frame: Frame) -> float:
+@dataclass(frozen=True)
+class Refined:
+    """A placement refined by ECC.
+
+    Attributes:
+        frame: Where the first image lies in the second (the affine warp's scale and shift).
+        window: (x0, y0, x1, y1) of the overlap in the second image's pixels (rescoring size).
+        warp: 2x3 affine matrix from window pixels to the first image's pixels.
+    """
+
+    frame: Frame
+    window: tuple[int, int, int, int]
+    warp: Matrix
+
+
+def refine(first: Prepared, second: Prepared, frame: Frame) -> Refined | None:
+    """Refine the rescorer's placement of ``first`` in ``second`` by ECC image alignment.
+
+    The rescorer's placement is coarse (a few scales, whole pixels at 64 px):
+    good enough to score, not to tell a crop of 90 % from a resized copy or to
+    compare block by block. ``cv2.findTransformECC`` (affine, which also takes
+    out a small rotation) refines it over the overlap of the two images.
+
+    Returns:
+        The Refined placement, or None when the overlap is too small to refine.
+    """
+    x, y, width, height = frame.box()
+    rows, cols = second.plain.shape
+    window = round(x * cols), round(y * rows), round((x + width) * cols), round((y + height) * rows)
+    if min(window[2] - window[0], window[3] - window[1]) < MIN_OVERLAP_SIDE:
+        return None
+    coarse = _window_to_first(frame, window[:2], first.plain.shape, (rows, cols))
+    warp = _refined(second.plain[window[1] : window[3], window[0] : window[2]], first.plain, coarse)
+    refined = _frame_of(warp, window[:2], first.plain.shape, (rows, cols))
+    if not _close(refined, frame):
+        # ECC pulled by a large local edit (a pasted patch, a sticker): the coarse placement is safer.
+        return Refined(frame, window, coarse)
+    return Refined(refined, window, warp)
+
+
+def _close(refined: Frame, coarse: Frame) -> bool:
+    """The refinement stayed within what the coarse placement leaves uncertain (one scale step, a few pixels)."""
+    scales = np.abs(np.log(np.array(refined.scale) / np.array(coarse.scale)))
+    centres = (
+        np.array(refined.offset) + np.array(refined.scale) / 2 - np.array(coarse.offset) - np.array(coarse.scale) / 2
+    )
+    return bool(scales.max() <= MAX_REFINED_SCALE_CHANGE and np.abs(centres).max() <= MAX_REFINED_SHIFT)
+
+
+def lowest_block_correlation(first: Prepared, second: Prepared, placement: Refined) -> float:
     """Lowest band-pass block correlation over the overlap of two placed images.
 
-    The placement found by the rescorer is coarse (a few scales, whole
-    pixels at 64 px); a misplaced edge would look like an edit. So it is
-    refined first by ECC image alignment (``cv2.findTransformECC``, affine,
-    which also takes out a small rotation). Then ``first`` is warped onto
-    the overlap, and both are band-passed there with the same filter (an
-    image's own edge must not look different from the same place inside a
-    wider image) and compared in ``EDIT_BLOCKS`` x ``EDIT_BLOCKS`` blocks.
+    ``first`` is warped onto the overlap, and both are band-passed there with
+    the same filter (an image's own edge must not look different from the
+    same place inside a wider image) and compared in ``EDIT_BLOCKS`` x
+    ``EDIT_BLOCKS`` blocks, leaving out near-flat ones.
 
     Args:
         first: One prepared image.
         second: The other.
-        frame: Where ``first`` lies in ``second``.
+        placement: Where ``first`` lies in ``second``, from ``refine``.
 
     Returns:
-        -1..1; 1.0 when the overlap is too small to judge.
+        -1..1; 1.0 when nothing of the overlap can be compared.
     """
-    x, y, width, height = frame.box()
+    x0, y0, x1, y1 = placement.window
     rows, cols = second.plain.shape
-    x0, y0, x1, y1 = round(x * cols), round(y * rows), round((x + width) * cols), round((y + height) * rows)
-    if min(x1 - x0, y1 - y0) < MIN_OVERLAP_SIDE:
-        return 1.0
-    warp = _window_to_first(frame, (x0, y0), first.plain.shape, (rows, cols))
-    warp = _refined(second.plain[y0:y1, x0:x1], first.plain, warp)
     window = second.plain[y0:y1, x0:x1]
     size, flags = (window.shape[1], window.shape[0]), cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(first.plain, warp, size, flags=flags)
-    inside = cv2.warpAffine(np.ones_like(first.plain), warp, size, flags=flags) > 0.999
-    _trim_seams(inside, frame, (rows, cols))
+    warped = cv2.warpAffine(first.plain, placement.warp, size, flags=flags)
+    inside = cv2.warpAffine(np.ones_like(first.plain), placement.warp, size, flags=flags) > 0.999
+    _trim_seams(inside, placement.frame, (rows, cols))
     if not inside.any():
         return 1.0
     # Where ``first`` does not reach (a turned copy's corners) or is trimmed, both show
@@ -145,6 +193,24 @@ def lowest_block_correlation(first: Prepared, second: Prepared, frame: Frame) ->
         band_pass(placed, sigma), band_pass(window, sigma), blocks=EDIT_BLOCKS, min_relative_spread=MIN_RELATIVE_SPREAD
     )
     return float(correlations.min())
+
+
+def _frame_of(
+    warp: Matrix, origin: tuple[int, int], first_shape: tuple[int, ...], second_shape: tuple[int, ...]
+) -> Frame:
+    """The Frame of ``first`` in ``second`` from a window-to-first warp.
+
+    A Frame has no rotation: it keeps the warp's scale along each axis and
+    puts ``first``'s centre where the warp puts it.
+    """
+    matrix, shift = warp[:, :2].astype(np.float64), warp[:, 2].astype(np.float64)
+    centre = np.array([first_shape[1] / 2, first_shape[0] / 2])
+    centre_in_second = np.linalg.solve(matrix, centre - shift) + np.array(origin)
+    steps = np.hypot(matrix[0], matrix[1])  # first pixels per second pixel, along x and along y
+    sizes = np.array([second_shape[1], second_shape[0]], np.float64)
+    scale = np.array([first_shape[1], first_shape[0]]) / (steps * sizes)
+    offset = centre_in_second / sizes - scale / 2
+    return Frame((float(scale[0]), float(scale[1])), (float(offset[0]), float(offset[1])))
 
 
 def _trim_seams(inside: npt.NDArray[np.bool_], frame: Frame, shape: tuple[int, int]) -> None:

@@ -325,7 +325,7 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
         Groups of two or more paths, largest first, then by score.
     """
     threshold = database.settings.duplicate_threshold if min_score is None else min_score
-    scorer = _PairScorer(database)
+    scorer = PairScorer(database)
     edges = _scored_edges(database, scorer, threshold)
     groups = [
         clique
@@ -341,8 +341,12 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     return sorted(result, key=lambda g: (-len(g.paths), -g.score, g.paths))
 
 
-class _PairScorer:
-    """Rescores pairs of stored contents, preparing each one once."""
+class PairScorer:
+    """Rescores pairs of stored contents, loading and preparing each one once.
+
+    Args:
+        database: The open database the contents are in.
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -365,7 +369,7 @@ class _PairScorer:
         return score_pair(self.side(first), self.side(second)).score
 
 
-def _scored_edges(database: Database, scorer: _PairScorer, threshold: float) -> dict[tuple[int, int], float]:
+def _scored_edges(database: Database, scorer: PairScorer, threshold: float) -> dict[tuple[int, int], float]:
     """Rescore each content's near neighbours; keep pairs at or above threshold."""
     content_ids = sorted({int(i) for i in database.index.ids() // WINDOW_SLOTS})
     scored: dict[tuple[int, int], float] = {}
@@ -407,7 +411,7 @@ def _union_groups(edges: dict[tuple[int, int], float]) -> list[tuple[list[int], 
 
 
 def _split_chain(
-    members: list[int], edges: dict[tuple[int, int], float], scorer: _PairScorer, threshold: float
+    members: list[int], edges: dict[tuple[int, int], float], scorer: PairScorer, threshold: float
 ) -> list[tuple[list[int], dict[tuple[int, int], float]]]:
     """Split a connected group into groups whose every pair reaches ``threshold``.
 
@@ -443,7 +447,7 @@ def _split_chain(
     ]
 
 
-def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: _PairScorer) -> float:
+def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: PairScorer) -> float:
     pair = (min(a, b), max(a, b))
     if pair not in edges:
         edges[pair] = scorer.score(*pair)

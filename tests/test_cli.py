@@ -293,7 +293,7 @@ def test_compare_needs_and_creates_no_database(stored: Stored, tmp_path: Path, m
     assert_no_traceback(result)
     assert result.exit_code == 0
     assert "verdict  duplicate" in lines(result.stdout)
-    assert lines(result.stdout)[-1].startswith("relation crop ")
+    assert lines(result.stdout)[-1].startswith("relation crop of the query (")
     result = invoke(tmp_path / "nodb", "compare", str(original), str(edit))
     assert result.exit_code == 0
     assert sorted(os.listdir(tmp_path)) == []

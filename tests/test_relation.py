@@ -81,7 +81,8 @@ def test_a_pasted_patch_makes_a_matching_copy_edited(seed: int, tmp_path: Path) 
     faked = synthetic.paste_patch(original_image, synthetic.make_scene(60 + seed), area=0.15, seed=seed)
     original, copy = write(tmp_path, "original.png", original_image), write(tmp_path, "faked.png", faked)
     comparison = compare(original, copy)
-    assert comparison.relation.edited and comparison.relation.kind == RESIZED
+    # The patch may pull the placement a little (a box of most of the image): the flag is what counts here.
+    assert comparison.relation.edited and comparison.relation.scale == pytest.approx(1.0, abs=0.05)
 
 
 def test_a_caption_makes_a_matching_copy_edited(scene: np.ndarray, tmp_path: Path) -> None:

@@ -1,0 +1,221 @@
+"""Calibrating the duplicate threshold on the user's own collection.
+
+A threshold measured on someone else's photos says little about a
+collection of scanned documents or of sunsets. So a sample of the stored
+images is edited in memory the ways copies get made (crops, resizing,
+re-encoding, captions, borders, flips, small rotations, a pasted patch),
+each edit is scored against its original (true pairs), random pairs of
+different stored images are scored (false pairs), and the threshold is the
+score that lets through at most the chosen share of false pairs. Random
+pairs of a real collection may include real near-duplicates (bursts, series),
+so pairs of near neighbours in the vector index are not used as false pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from . import synthetic
+from .database import Database
+from .errors import DatabaseError, Failed, ImageError
+from .evaluation import threshold_at_fpr
+from .intake import describe_image, load_for_editing
+from .progress import NoProgress, Progress
+from .search import PairScorer, Side, candidate_contents, score_pair
+
+#: Edits applied to each sampled image (``paste`` takes its patch from another sampled image).
+CALIBRATION_EDITS = (
+    "crop90", "crop75", "crop60", "half", "quarter", "jpeg30", "caption", "watermark", "rotate3", "rotate8",
+    "flip", "gamma", "contrast", "border", "screenshot", "paste", "crop75+caption+jpeg50",
+)  # fmt: skip
+#: Sampled images are edited at this long side at most (edits of huge images cost time, not accuracy).
+EDIT_SIDE = 1024
+#: A random pair is not used as a false pair when one image is among the other's
+#: this many nearest neighbours in the vector index (by window vectors): a collection holds real
+#: near-duplicates (series, bursts, re-saved copies), and at a false-match rate
+#: of 0.1 % a handful of them would set the threshold.
+EXCLUDED_NEIGHBOURS = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold measured on a collection.
+
+    Attributes:
+        threshold: Score at or above which a pair is called a duplicate.
+        target_fpr: The share of false pairs asked for (0..1).
+        measured_fpr: The share of the sampled false pairs at or above ``threshold``.
+        tpr: The share of generated edits at or above ``threshold``.
+        per_edit: That share for each kind of edit.
+        images: Stored images sampled and edited.
+        positives: True pairs scored (edits of the sampled images).
+        negatives: False pairs scored (random pairs of different stored images).
+        skipped: Sampled files that could not be read any more.
+        measured_at: When, ISO 8601 UTC.
+    """
+
+    threshold: float
+    target_fpr: float
+    measured_fpr: float
+    tpr: float
+    per_edit: dict[str, float]
+    images: int
+    positives: int
+    negatives: int
+    skipped: tuple[Failed, ...]
+    measured_at: str
+
+
+def calibrate(
+    database: Database,
+    *,
+    sample: int = 100,
+    negatives: int = 10_000,
+    fpr: float = 0.001,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Calibration:
+    """Measure the duplicate threshold that keeps false matches at ``fpr`` on this collection.
+
+    Args:
+        database: An open database with at least two stored, non-flat images.
+        sample: Stored images to edit (the true pairs are ``sample`` x the edits).
+        negatives: Random pairs of different stored images to score.
+        fpr: Share of false pairs allowed at or above the threshold (0 < fpr < 1).
+        seed: Seed of the sampling, so a calibration can be repeated.
+        progress: Told about each pair scored.
+
+    Returns:
+        The Calibration (not stored; see ``store_calibration``).
+
+    Raises:
+        ValueError: On arguments out of range.
+        DatabaseError: With fewer than two usable stored images, or none of
+            the sampled files readable.
+    """
+    _check_arguments(sample, negatives, fpr)
+    rng = np.random.default_rng(seed)
+    content_ids = database.non_flat_content_ids()
+    if len(content_ids) < 2:
+        raise DatabaseError(database.directory, "calibration needs at least two stored images that are not flat")
+    scorer, progress = PairScorer(database), progress or NoProgress()
+    chosen = [int(i) for i in rng.choice(content_ids, size=min(sample, len(content_ids)), replace=False)]
+    progress.start(len(chosen) * len(CALIBRATION_EDITS) + negatives, "calibrating")
+    positives, skipped = _score_edits(database, scorer, chosen, progress)
+    false_scores = _score_random_pairs(database, scorer, content_ids, negatives, rng, progress)
+    progress.finish()
+    if not positives:
+        raise DatabaseError(database.directory, "none of the sampled stored images could be read to make edits")
+    return _summarise(positives, false_scores, fpr, len(chosen) - len(skipped), tuple(skipped))
+
+
+def store_calibration(database: Database, calibration: Calibration) -> None:
+    """Make the calibrated threshold this database's default, recording what it came from."""
+    record = asdict(calibration)
+    record["skipped"] = [[f.path, f.reason] for f in calibration.skipped]
+    database.store_duplicate_threshold(calibration.threshold, json.dumps(record))
+
+
+def _check_arguments(sample: int, negatives: int, fpr: float) -> None:
+    if sample < 1 or negatives < 1:
+        raise ValueError(f"sample and negatives must be >= 1, got {sample} and {negatives}")
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr must be between 0 and 1, got {fpr}")
+
+
+def _score_edits(
+    database: Database, scorer: PairScorer, chosen: list[int], progress: Progress
+) -> tuple[dict[str, list[float]], list[Failed]]:
+    """Scores of every edit of every readable sampled image against its stored original, by edit."""
+    images, skipped = _load_originals(database, chosen)
+    scores: dict[str, list[float]] = {}
+    readable = list(images)
+    for position, content_id in enumerate(readable):
+        donor = images[readable[(position + 1) % len(readable)]]
+        for name in CALIBRATION_EDITS:
+            edited = _edit(images[content_id], name, donor, seed=position)
+            scores.setdefault(name, []).append(_score_image(edited, scorer.side(content_id), database))
+            progress.advance(1)
+    progress.advance(len(skipped) * len(CALIBRATION_EDITS))
+    return scores, skipped
+
+
+def _load_originals(database: Database, chosen: list[int]) -> tuple[dict[int, np.ndarray], list[Failed]]:
+    """Each sampled content's image, from the first of its files that reads; the others as failures."""
+    images, skipped = {}, []
+    for content_id, paths in database.paths_of(chosen).items():
+        failure = None
+        for path in paths:
+            try:
+                images[content_id] = load_for_editing(path, long_side=EDIT_SIDE, settings=database.settings)
+                break
+            except ImageError as error:
+                failure = Failed(error.subject, error.reason)
+        if content_id not in images and failure is not None:
+            skipped.append(failure)
+    return images, skipped
+
+
+def _edit(image: np.ndarray, name: str, donor: np.ndarray, *, seed: int) -> np.ndarray:
+    if name == "paste":
+        return synthetic.paste_patch(image, donor, area=0.15, seed=seed)
+    return synthetic.EDITS[name](image)
+
+
+def _score_image(edited: np.ndarray, original: Side, database: Database) -> float:
+    """Score of an edited image (BGR uint8, in memory) against a stored original, as ``compare`` scores."""
+    description = describe_image(edited, settings=database.settings)
+    side = Side(description.vectors, description.thumbnail, database.settings, (edited.shape[1], edited.shape[0]))
+    return score_pair(side, original).score
+
+
+def _score_random_pairs(
+    database: Database,
+    scorer: PairScorer,
+    content_ids: list[int],
+    count: int,
+    rng: np.random.Generator,
+    progress: Progress,
+) -> list[float]:
+    """Scores of ``count`` random pairs of different contents that are not each other's nearest neighbours."""
+    nearest: dict[int, set[int]] = {}
+
+    def neighbours(content_id: int) -> set[int]:
+        if content_id not in nearest:
+            found = candidate_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1)
+            nearest[content_id] = set(found) - {content_id}
+        return nearest[content_id]
+
+    scores: list[float] = []
+    while len(scores) < count:
+        first, second = (int(i) for i in rng.choice(content_ids, size=2, replace=False))
+        if second not in neighbours(first) and first not in neighbours(second):
+            scores.append(scorer.score(first, second))
+            progress.advance(1)
+    return scores
+
+
+def _summarise(
+    positives: dict[str, list[float]], negatives: list[float], fpr: float, images: int, skipped: tuple[Failed, ...]
+) -> Calibration:
+    """The threshold for ``fpr`` and the rates it gives."""
+    false_scores = np.asarray(negatives)
+    # threshold_at_fpr counts a pair as a match strictly above it; the product uses >=.
+    threshold = float(np.nextafter(threshold_at_fpr(false_scores, fpr), np.inf))
+    true_scores = np.concatenate([np.asarray(v) for v in positives.values()])
+    return Calibration(
+        threshold=threshold,
+        target_fpr=fpr,
+        measured_fpr=float(np.mean(false_scores >= threshold)),
+        tpr=float(np.mean(true_scores >= threshold)),
+        per_edit={name: float(np.mean(np.asarray(v) >= threshold)) for name, v in positives.items()},
+        images=images,
+        positives=len(true_scores),
+        negatives=len(false_scores),
+        skipped=skipped,
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )

@@ -16,12 +16,13 @@ from types import TracebackType
 
 from . import calibration, ingest, search
 from .calibration import Calibration
-from .database import CheckReport, Database
+from .database import DEFAULT_LOCK_TIMEOUT, CheckReport, Database
 from .errors import Failed
 from .ingest import IngestReport
 from .progress import Progress
 from .search import Comparison, DuplicateGroup, Match
 from .settings import DEFAULT_DATABASE
+from .workers import DEFAULT_TIMEOUT
 
 PathLike = str | os.PathLike[str]
 
@@ -78,13 +79,21 @@ class NearIndex:
         """The database directory."""
         return self._database.directory
 
-    def add(self, *paths: PathLike, workers: int | None = None, progress: Progress | None = None) -> IngestReport:
+    def add(
+        self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+        progress: Progress | None = None,
+    ) -> IngestReport:  # fmt: skip
         """Store new and changed images under files or folders (see ``ingest.add``)."""
-        return ingest.add(self._database, paths, workers=workers, progress=progress)
+        return ingest.add(self._database, paths, workers=workers, timeout=timeout, progress=progress)
 
-    def sync(self, *paths: PathLike, workers: int | None = None, progress: Progress | None = None) -> IngestReport:
+    def sync(
+        self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+        progress: Progress | None = None,
+    ) -> IngestReport:  # fmt: skip
         """Like ``add``, and forget stored paths under ``paths`` that are gone."""
-        return ingest.add(self._database, paths, forget_missing=True, workers=workers, progress=progress)
+        return ingest.add(
+            self._database, paths, forget_missing=True, workers=workers, timeout=timeout, progress=progress
+        )
 
     def remove(self, *paths: PathLike) -> IngestReport:
         """Forget stored paths equal to or under ``paths``."""
@@ -151,7 +160,13 @@ class NearIndex:
         self.close()
 
 
-def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: bool = True) -> NearIndex:
+def open(
+    path: PathLike = DEFAULT_DATABASE,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> NearIndex:
     """Open a database directory, creating it if needed (unless told not to).
 
     Args:
@@ -159,6 +174,8 @@ def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: 
         read_only: Do not create, and do not take the writer lock (query,
             duplicates, info and check still work; add/sync/remove raise).
         create: Create the database when missing (ignored when ``read_only``).
+        lock_timeout: Seconds to wait while another process is writing (then
+            DatabaseLockedError).
 
     Returns:
         The open NearIndex; use it as a context manager or call ``close``.
@@ -166,5 +183,7 @@ def open(path: PathLike = DEFAULT_DATABASE, *, read_only: bool = False, create: 
     Raises:
         DatabaseError: If the path is not (and cannot become) a database.
         SchemaTooNewError: If a newer nearindex wrote it.
+        DatabaseLockedError: If another writer kept it for ``lock_timeout`` seconds.
     """
-    return NearIndex(Database.open(path, writable=not read_only, create=create and not read_only))
+    database = Database.open(path, writable=not read_only, create=create and not read_only, lock_timeout=lock_timeout)
+    return NearIndex(database)

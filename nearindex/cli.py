@@ -20,11 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, Tex
 from rich.progress import Progress as RichProgress
 
 from . import api, output
+from .database import DEFAULT_LOCK_TIMEOUT
 from .demo import run_demo
 from .errors import NearIndexError
 from .ingest import IngestInterrupted, IngestReport
 from .search import compare as compare_files
 from .settings import DATABASE_ENV_VAR, DEFAULT_DATABASE
+from .workers import DEFAULT_TIMEOUT
 
 app = typer.Typer(
     name="nearindex", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -36,10 +38,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document 
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")
 ]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds one file may take to decode before it fails.")
+]
 
 
 class _State:
     database: Path = Path(DEFAULT_DATABASE)
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
 
 @app.callback()
@@ -47,9 +53,12 @@ def main_options(
     db: Annotated[Path, typer.Option("--db", envvar=DATABASE_ENV_VAR, help="Database directory.")] = Path(
         DEFAULT_DATABASE
     ),
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait while another nearindex process writes.")
+    ] = DEFAULT_LOCK_TIMEOUT,
 ) -> None:
     """Find near-duplicate and doctored images in large collections."""
-    _State.database = db
+    _State.database, _State.lock_timeout = db, wait
 
 
 class BarProgress:
@@ -95,7 +104,8 @@ def _fail(error: NearIndexError) -> typer.Exit:
 def _opened(*, read_only: bool = False, create: bool = True) -> Iterator[api.NearIndex]:
     """Open the database; a NearIndexError in opening or in the body becomes one stderr line and exit 1."""
     try:
-        with api.open(_State.database, read_only=read_only, create=create) as database:
+        opened = api.open(_State.database, read_only=read_only, create=create, lock_timeout=_State.lock_timeout)
+        with opened as database:
             yield database
     except NearIndexError as error:
         raise _fail(error) from None
@@ -137,18 +147,26 @@ PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (sea
 
 
 @app.command()
-def add(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
+def add(
+    paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    json_output: JsonOption = False,
+) -> None:  # fmt: skip
     """Add new and changed images; unchanged files are skipped."""
     with _opened() as database:
-        report = _interruptible(lambda: database.add(*paths, workers=workers, progress=_progress(json_output)))
+        bar = _progress(json_output)
+        report = _interruptible(lambda: database.add(*paths, workers=workers, timeout=timeout, progress=bar))
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 
 @app.command()
-def sync(paths: PathsArgument, workers: WorkersOption = None, json_output: JsonOption = False) -> None:
+def sync(
+    paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    json_output: JsonOption = False,
+) -> None:  # fmt: skip
     """Like add, and forget stored images under PATHS that no longer exist."""
     with _opened() as database:
-        report = _interruptible(lambda: database.sync(*paths, workers=workers, progress=_progress(json_output)))
+        bar = _progress(json_output)
+        report = _interruptible(lambda: database.sync(*paths, workers=workers, timeout=timeout, progress=bar))
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -33,6 +34,10 @@ from .vectors import VectorIndex
 
 CATALOG_NAME = "catalog.sqlite3"
 LOCK_NAME = "write.lock"
+#: Seconds a writer waits for another writer to finish before giving up.
+DEFAULT_LOCK_TIMEOUT = 10.0
+#: Seconds between two tries of a held lock.
+_LOCK_POLL = 0.1
 #: Settings that shape stored vectors, fixed when a database is created.
 _SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction")
 #: State keys of a calibrated duplicate threshold and of the record of its calibration.
@@ -78,7 +83,14 @@ class Database:
 
     # -- opening and closing -------------------------------------------------
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], *, writable: bool = True, create: bool | None = None) -> Database:
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        writable: bool = True,
+        create: bool | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> Database:
         """Open (and, when writable, create) a database directory.
 
         Migrates the catalog to this code's schema, reads the settings the
@@ -87,12 +99,14 @@ class Database:
 
         Args:
             directory: The database directory.
-            writable: Take the single-writer lock; fails at once if another
-                process holds it.
+            writable: Take the single-writer lock, waiting up to
+                ``lock_timeout`` seconds for another writer to finish.
             create: Create a missing database (default: when writable).
+            lock_timeout: Seconds to wait for the writer lock (0: fail at once).
 
         Raises:
             DatabaseError: If the directory is not a database (or cannot become one).
+            DatabaseLockedError: If another process kept the writer lock for ``lock_timeout``.
             SchemaTooNewError: If a newer nearindex wrote the catalog.
         """
         path = Path(directory)
@@ -102,7 +116,7 @@ class Database:
             engine = create_catalog_engine(path / CATALOG_NAME)
             database = cls(path, Catalog(engine), DEFAULT_SETTINGS, writable=writable)
             if writable or current_revision(engine) != head_revision():
-                database._acquire_lock()  # a reader takes it only to migrate
+                database._acquire_lock(lock_timeout)  # a reader takes it only to migrate
             upgrade_catalog(engine, path / CATALOG_NAME)
             if not writable:
                 database._release_lock()
@@ -377,13 +391,20 @@ class Database:
         if not self.writable:
             raise DatabaseError(self.directory, "opened read-only")
 
-    def _acquire_lock(self) -> None:
+    def _acquire_lock(self, timeout: float) -> None:
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatabaseLockedError(self.directory, "another nearindex process is writing to it") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+                    reason = f"another nearindex process is writing to it{waited}"
+                    raise DatabaseLockedError(self.directory, reason) from None
+                time.sleep(_LOCK_POLL)
         self._lock_fd = fd
 
     def _release_lock(self) -> None:

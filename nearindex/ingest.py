@@ -22,7 +22,7 @@ from .filetree import FoundFile, walk
 from .images import sniff_format
 from .intake import FileDescription
 from .progress import NoProgress, Progress
-from .workers import describe_files
+from .workers import DEFAULT_TIMEOUT, describe_files
 
 #: Fewer files than this are described in-process when workers are automatic.
 SMALL_JOB_FILES = 16
@@ -83,7 +83,8 @@ class _Tally:
 
 def add(
     database: Database, paths: Iterable[str | os.PathLike[str]], *,
-    forget_missing: bool = False, workers: int | None = None, progress: Progress | None = None,
+    forget_missing: bool = False, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+    progress: Progress | None = None,
 ) -> IngestReport:  # fmt: skip
     """Store new and changed images under ``paths``; skip unchanged ones.
 
@@ -95,6 +96,8 @@ def add(
         workers: Worker processes for decoding; 0 decodes in this process;
             None picks one per core, or none for a handful of files (starting
             workers costs more than it saves there).
+        timeout: Seconds one file may take to describe in a worker; a file
+            that takes longer fails (and is tried again by the next run).
         progress: Receives progress over the files to read.
 
     Returns:
@@ -115,7 +118,10 @@ def add(
         try:
             known = frozenset(database.known_hashes())
             pool_size = choose_workers(workers, len(to_read))
-            for result in describe_files(to_read, settings=database.settings, known_hashes=known, workers=pool_size):
+            described = describe_files(
+                to_read, settings=database.settings, known_hashes=known, workers=pool_size, timeout=timeout
+            )
+            for result in described:
                 writer.take(result)
                 progress.advance()
         finally:

@@ -6,6 +6,9 @@ FAISS's and OpenCV's threads into a half-initialised child). At most a few
 files per worker are in flight at once, which bounds memory and tells which
 files were in flight when a worker died: those are retried one at a time, and
 the file that kills a worker on its own is reported as that file's failure.
+Likewise, when no file at all finishes for ``timeout`` seconds, a worker is
+stuck: the pool is stopped, the files in flight are retried one at a time
+with the same limit, and the one that exceeds it alone is reported.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .settings import Settings
 
 #: Files in flight per worker process.
 IN_FLIGHT_PER_WORKER = 4
+#: Seconds one file may take to describe in a worker before it is given up.
+DEFAULT_TIMEOUT = 60.0
 
 _worker_settings: Settings | None = None
 _worker_known: frozenset[bytes] = frozenset()
@@ -42,7 +47,12 @@ def describe_safely(path: str, settings: Settings, known: frozenset[bytes]) -> F
 
 
 def describe_files(
-    paths: Iterable[str], *, settings: Settings, known_hashes: frozenset[bytes], workers: int
+    paths: Iterable[str],
+    *,
+    settings: Settings,
+    known_hashes: frozenset[bytes],
+    workers: int,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Iterator[FileDescription | Failed]:
     """Describe files, in worker processes when ``workers`` > 0.
 
@@ -50,7 +60,8 @@ def describe_files(
         paths: Regular files to describe.
         settings: Descriptor parameters.
         known_hashes: Contents already stored (hashed, not decoded).
-        workers: Worker processes; 0 describes in this process.
+        workers: Worker processes; 0 describes in this process (no timeout then).
+        timeout: Seconds a file may take in a worker before it fails (> 0).
 
     Yields:
         One FileDescription or Failed per path, in completion order.
@@ -59,7 +70,9 @@ def describe_files(
         for path in paths:
             yield describe_safely(path, settings, known_hashes)
         return
-    yield from _describe_in_pool(iter(paths), settings, known_hashes, workers)
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    yield from _describe_in_pool(iter(paths), settings, known_hashes, workers, timeout)
 
 
 def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
@@ -75,12 +88,19 @@ def _describe_in_worker(path: str) -> FileDescription | Failed:
 
 
 def _new_pool(settings: Settings, known: frozenset[bytes], workers: int) -> ProcessPoolExecutor:
+    """A started pool: one worker has imported everything, so the timeout counts decoding, not start-up."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_initialise, initargs=(settings, known))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_initialise, initargs=(settings, known))
+    pool.submit(_ready).result()
+    return pool
+
+
+def _ready() -> bool:
+    return True
 
 
 def _describe_in_pool(
-    paths: Iterator[str], settings: Settings, known: frozenset[bytes], workers: int
+    paths: Iterator[str], settings: Settings, known: frozenset[bytes], workers: int, timeout: float
 ) -> Iterator[FileDescription | Failed]:
     pool = _new_pool(settings, known, workers)
     in_flight: dict[Future[FileDescription | Failed], str] = {}
@@ -89,20 +109,26 @@ def _describe_in_pool(
             _fill(pool, paths, in_flight, workers * IN_FLIGHT_PER_WORKER)
             if not in_flight:
                 return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
             try:
+                if not done:
+                    raise _StuckError
                 for future in done:
                     result = future.result()
                     del in_flight[future]
                     yield result
-            except BrokenProcessPool:
-                pool.shutdown(cancel_futures=True)
+            except (BrokenProcessPool, _StuckError):
+                _stop(pool)
                 suspects = list(in_flight.values())
                 in_flight.clear()
-                yield from _isolate(suspects, settings, known)
+                yield from _isolate(suspects, settings, known, timeout)
                 pool = _new_pool(settings, known, workers)
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+class _StuckError(Exception):
+    """No file finished within the timeout."""
 
 
 def _fill(
@@ -115,11 +141,29 @@ def _fill(
         in_flight[pool.submit(_describe_in_worker, path)] = path
 
 
-def _isolate(paths: list[str], settings: Settings, known: frozenset[bytes]) -> Iterator[FileDescription | Failed]:
-    """Describe each suspect alone; the one that kills its worker fails."""
+def _isolate(
+    paths: list[str], settings: Settings, known: frozenset[bytes], timeout: float
+) -> Iterator[FileDescription | Failed]:
+    """Describe each suspect alone; the one that kills or stalls its worker fails."""
     for path in paths:
-        with _new_pool(settings, known, 1) as pool:
-            try:
-                yield pool.submit(_describe_in_worker, path).result()
-            except BrokenProcessPool:
-                yield Failed(path, "decoder crashed (worker process died)", transient=True)
+        pool = _new_pool(settings, known, 1)
+        try:
+            result: FileDescription | Failed = pool.submit(_describe_in_worker, path).result(timeout=timeout)
+        except BrokenProcessPool:
+            result = Failed(path, "decoder crashed (worker process died)", transient=True)
+        except TimeoutError:
+            _stop(pool)
+            result = Failed(path, f"took longer than {timeout:g} s to decode", transient=True)
+        pool.shutdown(cancel_futures=True)
+        yield result
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down, killing workers that are still busy (a stuck decoder never returns)."""
+    # ProcessPoolExecutor has no public way to stop a busy worker before Python 3.14.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join()

@@ -250,6 +250,7 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=20_000)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nearindex-eval")
     parser.add_argument("--json", type=Path, default=Path("evaluation.json"))
+    parser.add_argument("--no-peers", action="store_true", help="evaluate nearindex alone (faster, for development)")
     args = parser.parse_args()
     originals, distractors = choose_collection(args)
     collection = originals + distractors
@@ -266,7 +267,7 @@ def main() -> None:
     results["nearindex"] = summarise(raw, jobs)
     calibration = calibrate(np.array(raw["negatives"]), np.array(raw["positives"]))
     timings["nearindex"] = time.perf_counter() - started
-    for name, (extract, similarity) in PEERS.items():
+    for name, (extract, similarity) in ({} if args.no_peers else PEERS).items():
         started = time.perf_counter()
         features = {p: extract(p) for p in {*collection, *(e for _, e, _ in jobs)}}
         results[name] = summarise(evaluate_peer(similarity, features, collection, jobs, negatives, families), jobs)

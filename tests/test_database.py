@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +313,7 @@ def test_repair_drops_a_content_whose_descriptor_has_the_wrong_length(closed_db:
 def test_a_second_writer_is_refused_while_readers_still_open(closed_db: Path, images: Collection) -> None:
     with nearindex.open(closed_db) as writer:
         with pytest.raises(DatabaseLockedError) as raised:
-            Database.open(closed_db)
+            Database.open(closed_db, lock_timeout=0)
         assert str(closed_db) in str(raised.value)
         with nearindex.open(closed_db, read_only=True) as reader:
             assert reader.info().images == writer.info().images
@@ -409,3 +412,49 @@ def test_check_says_what_opening_for_writing_repaired(closed_db: Path) -> None:
         assert report.repaired and report.ok
         assert any("was missing" in problem for problem in report.problems)
         assert db.check() == nearindex.CheckReport(problems=(), repaired=False)
+
+
+# -- a second writer waits ------------------------------------------------------------------
+
+
+def hold_writer_lock(directory: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process that opens the database for writing and keeps it for ``seconds``."""
+    script = (
+        "import sys, time, nearindex\n"
+        "with nearindex.open(sys.argv[1]):\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(directory), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_second_writer_gives_up_after_its_timeout_with_a_clear_message(closed_db: Path, images: Collection) -> None:
+    holder = hold_writer_lock(closed_db, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseLockedError, match=r"another nearindex process is writing to it \(waited 0.5 s\)"):
+            nearindex.open(closed_db, lock_timeout=0.5)
+        assert time.monotonic() - started >= 0.5
+        with nearindex.open(closed_db, read_only=True) as reader:  # readers never wait
+            assert_queries_work(reader, images)
+    finally:
+        holder.kill()
+        holder.wait()
+    with nearindex.open(closed_db, lock_timeout=0) as writer:  # a killed holder's lock is gone with it
+        assert writer.check().ok
+
+
+def test_a_second_writer_waits_for_the_first_to_finish(closed_db: Path, images: Collection) -> None:
+    holder = hold_writer_lock(closed_db, 1.5)
+    try:
+        started = time.monotonic()
+        with nearindex.open(closed_db, lock_timeout=30) as writer:
+            assert time.monotonic() - started > 0.5
+            assert writer.remove(images.unrelated[0]).removed == 1
+    finally:
+        holder.wait()
+    assert holder.returncode == 0

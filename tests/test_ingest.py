@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 import nearindex
@@ -206,3 +208,25 @@ def test_identical_files_and_a_path_named_twice_store_one_content(
     info = database.info()
     assert (info.images, info.contents, info.vectors) == (2, 1, len(WINDOWS))
     assert database.check().ok
+
+
+def write_slow_png(path: Path) -> None:
+    """An 81-megapixel PNG of stripes: a few hundred KB that take about a second to decode."""
+    stripes = np.zeros((9000, 9000), np.uint8)
+    stripes[::7] = 255
+    assert cv2.imwrite(str(path), stripes, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+
+
+def test_a_file_slower_than_the_timeout_fails_and_the_others_are_stored(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(3):
+        synthetic.write_image(folder / f"scene{seed}.jpg", synthetic.make_scene(seed))
+    write_slow_png(folder / "slow.png")
+    report = database.add(folder, workers=1, timeout=0.25)
+    assert report.added == 3
+    assert [(Path(f.path).name, f.reason) for f in report.failed] == [("slow.png", "took longer than 0.25 s to decode")]
+    again = database.add(folder, workers=1, timeout=30)  # a timeout is retried, and with time enough succeeds
+    assert (again.added, again.unchanged, again.failed) == (1, 3, ())

@@ -202,7 +202,7 @@ def test_a_read_only_open_migrates_only_under_the_writer_lock(tmp_path: Path) ->
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(DatabaseLockedError):
-            Database.open(directory, writable=False)
+            Database.open(directory, writable=False, lock_timeout=0)
         assert catalog.read_bytes() == before
     finally:
         os.close(lock)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -458,3 +460,43 @@ def test_a_second_writer_waits_for_the_first_to_finish(closed_db: Path, images: 
     finally:
         holder.wait()
     assert holder.returncode == 0
+
+
+def test_an_index_file_of_another_dimension_is_rebuilt(closed_db: Path, images: Collection) -> None:
+    foreign = VectorIndex.empty(64)
+    foreign.add(np.arange(5, dtype=np.int64), np.eye(64, dtype=np.float32)[:5])
+    foreign.save(only_index_file(closed_db))
+    with nearindex.open(closed_db) as db:
+        assert db.check().ok
+        assert_queries_work(db, images)
+    assert ids_of(VectorIndex.load(only_index_file(closed_db))) == indexed_ids(closed_db)
+
+
+# -- a full disk ----------------------------------------------------------------------------
+
+
+def run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a process that cannot write files beyond ``limit`` bytes (as on a full disk)."""
+
+    def limit_writes() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "nearindex", *args], capture_output=True, text=True, preexec_fn=limit_writes, check=False
+    )
+
+
+def test_a_write_that_hits_a_full_disk_fails_cleanly_and_loses_nothing(
+    closed_db: Path, images: Collection, more_images: Path
+) -> None:
+    before = indexed_ids(closed_db)
+    # 32 KB: less than the WAL pages of three new images, and than the index file.
+    result = run_with_file_size_limit(32 * 1024, "--db", str(closed_db), "add", "--workers", "0", str(more_images))
+    assert result.returncode != 0
+    assert result.stderr.startswith(f"nearindex: {closed_db}") and len(result.stderr.strip().splitlines()) == 1
+    with nearindex.open(closed_db) as db:
+        assert db.check().ok
+        assert_queries_work(db, images)
+        assert db.info().images == len(images.all_files)
+    assert indexed_ids(closed_db) == before

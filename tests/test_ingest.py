@@ -15,6 +15,9 @@ import nearindex
 from nearindex import ingest, synthetic
 from nearindex.catalog import Catalog
 from nearindex.engine import create_catalog_engine
+from nearindex.errors import UnreadableFileError
+from nearindex.images import read_file_bytes
+from nearindex.intake import stat_after_read
 from nearindex.settings import WINDOWS
 
 from .conftest import Collection
@@ -230,3 +233,26 @@ def test_a_file_slower_than_the_timeout_fails_and_the_others_are_stored(
     assert [(Path(f.path).name, f.reason) for f in report.failed] == [("slow.png", "took longer than 0.25 s to decode")]
     again = database.add(folder, workers=1, timeout=30)  # a timeout is retried, and with time enough succeeds
     assert (again.added, again.unchanged, again.failed) == (1, 3, ())
+
+
+def test_names_with_spaces_and_newlines_are_stored_and_found(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    folder = tmp_path / "odd names"
+    folder.mkdir()
+    spaced, broken = folder / "a photo of scene 1.jpg", folder / "scene\n2.png"
+    synthetic.write_image(spaced, synthetic.make_scene(1))
+    synthetic.write_image(broken, synthetic.make_scene(2))
+    assert database.add(folder, workers=0).added == 2
+    assert database.query(spaced, k=1)[0].path == str(spaced)
+    assert database.query(broken, k=1)[0].path == str(broken)
+
+
+def test_a_file_replaced_or_removed_while_being_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "moving.jpg"
+    synthetic.write_image(path, synthetic.make_scene(3))
+    size = len(read_file_bytes(path))
+    synthetic.write_image(path, synthetic.make_scene(4))  # replaced after the read
+    with pytest.raises(UnreadableFileError, match="changed while being read"):
+        stat_after_read(str(path), size)
+    path.unlink()
+    with pytest.raises(UnreadableFileError, match="vanished while being read"):
+        stat_after_read(str(path), size)

@@ -312,6 +312,11 @@ class Database:
         with self._translated("catalog write failed"):
             self._catalog.finish_run(run_id, counts)
 
+    def save_index_if_changed(self) -> None:
+        """``save_index``, unless the index file already holds what is in memory."""
+        if self._index_dirty or self._index_stale:
+            self.save_index()
+
     def save_index(self) -> None:
         """Write the index file for the current generation and drop older ones."""
         self._require_writable()

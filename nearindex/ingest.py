@@ -130,7 +130,7 @@ def add(
         if forget_missing:
             _forget_missing(database, given, seen, tally)
         database.collect_orphans()
-        database.save_index()
+        database.save_index_if_changed()
     except KeyboardInterrupt:
         raise IngestInterrupted(tally.report()) from None
     finally:

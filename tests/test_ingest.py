@@ -38,6 +38,8 @@ def test_rerun_on_an_unchanged_tree_reads_nothing_and_changes_nothing(
     filled: nearindex.NearIndex, collection: Collection, db_path: Path
 ) -> None:
     before = generation(db_path)
+    index_files = sorted(db_path.glob("vectors.*.faiss"))
+    written = [path.stat().st_mtime_ns for path in index_files]
     # Unreadable content would fail if it were read: proof that nothing is opened.
     for path in collection.all_files:
         os.chmod(path, 0)
@@ -48,6 +50,8 @@ def test_rerun_on_an_unchanged_tree_reads_nothing_and_changes_nothing(
             os.chmod(path, 0o644)
     assert report.counts() == {**dict.fromkeys(report.counts(), 0), "unchanged": len(collection.all_files)}
     assert generation(db_path) == before
+    assert sorted(db_path.glob("vectors.*.faiss")) == index_files  # and the index file is not rewritten
+    assert [path.stat().st_mtime_ns for path in index_files] == written
 
 
 def test_a_changed_file_is_described_again(filled: nearindex.NearIndex, collection: Collection) -> None:

@@ -500,3 +500,25 @@ def test_a_write_that_hits_a_full_disk_fails_cleanly_and_loses_nothing(
         assert_queries_work(db, images)
         assert db.info().images == len(images.all_files)
     assert indexed_ids(closed_db) == before
+
+
+def test_queries_from_another_process_keep_working_while_add_runs(
+    closed_db: Path, images: Collection, tmp_path: Path
+) -> None:
+    bulk = write_collection(tmp_path / "bulk", seeds=range(200, 260), edited=(), textures=0).root
+    adding = subprocess.Popen(
+        [sys.executable, "-m", "nearindex", "--db", str(closed_db), "add", "--workers", "1", str(bulk)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    answered = 0
+    try:
+        while adding.poll() is None:
+            with nearindex.open(closed_db, read_only=True) as reader:
+                assert_queries_work(reader, images)
+                answered += 1
+    finally:
+        out, err = adding.communicate(timeout=120)
+    assert adding.returncode == 0, err
+    assert answered >= 2 and out.startswith("60 added")
+    with nearindex.open(closed_db, read_only=True) as reader:
+        assert reader.info().images == len(images.all_files) + 60 and reader.check().ok

@@ -81,19 +81,22 @@ class NearIndex:
 
     def add(
         self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-        progress: Progress | None = None,
+        max_pixels: int | None = None, progress: Progress | None = None,
     ) -> IngestReport:  # fmt: skip
         """Store new and changed images under files or folders (see ``ingest.add``)."""
-        return ingest.add(self._database, paths, workers=workers, timeout=timeout, progress=progress)
+        return ingest.add(
+            self._database, paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=progress
+        )
 
     def sync(
         self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-        progress: Progress | None = None,
+        max_pixels: int | None = None, progress: Progress | None = None,
     ) -> IngestReport:  # fmt: skip
         """Like ``add``, and forget stored paths under ``paths`` that are gone."""
         return ingest.add(
-            self._database, paths, forget_missing=True, workers=workers, timeout=timeout, progress=progress
-        )
+            self._database, paths, forget_missing=True, workers=workers, timeout=timeout, max_pixels=max_pixels,
+            progress=progress,
+        )  # fmt: skip
 
     def remove(self, *paths: PathLike) -> IngestReport:
         """Forget stored paths equal to or under ``paths``."""

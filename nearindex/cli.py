@@ -38,6 +38,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document 
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")
 ]
+MaxPixelsOption = Annotated[
+    int | None, typer.Option("--max-pixels", min=1, help="Refuse images larger than this (default 100000000).")
+]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.1, help="Seconds one file may take to decode before it fails.")
 ]
@@ -149,24 +152,28 @@ PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (sea
 @app.command()
 def add(
     paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    json_output: JsonOption = False,
+    max_pixels: MaxPixelsOption = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Add new and changed images; unchanged files are skipped."""
     with _opened() as database:
         bar = _progress(json_output)
-        report = _interruptible(lambda: database.add(*paths, workers=workers, timeout=timeout, progress=bar))
+        report = _interruptible(
+            lambda: database.add(*paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar)
+        )
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 
 @app.command()
 def sync(
     paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    json_output: JsonOption = False,
+    max_pixels: MaxPixelsOption = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Like add, and forget stored images under PATHS that no longer exist."""
     with _opened() as database:
         bar = _progress(json_output)
-        report = _interruptible(lambda: database.sync(*paths, workers=workers, timeout=timeout, progress=bar))
+        report = _interruptible(
+            lambda: database.sync(*paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar)
+        )
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .catalog import Batch, FailureRecord, FileRecord, NewContent
 from .database import Database
@@ -84,7 +84,7 @@ class _Tally:
 def add(
     database: Database, paths: Iterable[str | os.PathLike[str]], *,
     forget_missing: bool = False, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-    progress: Progress | None = None,
+    max_pixels: int | None = None, progress: Progress | None = None,
 ) -> IngestReport:  # fmt: skip
     """Store new and changed images under ``paths``; skip unchanged ones.
 
@@ -98,6 +98,8 @@ def add(
             workers costs more than it saves there).
         timeout: Seconds one file may take to describe in a worker; a file
             that takes longer fails (and is tried again by the next run).
+        max_pixels: Refuse images whose header claims more pixels than this
+            (default: the database's ``max_pixels``, 100 million).
         progress: Receives progress over the files to read.
 
     Returns:
@@ -110,6 +112,7 @@ def add(
     """
     given = [os.fspath(p) for p in paths]
     tally, progress = _Tally(), progress or NoProgress()
+    settings = database.settings if max_pixels is None else replace(database.settings, max_pixels=max_pixels)
     run_id = database.record_run_start("sync" if forget_missing else "add")
     try:
         seen, to_read = _plan(database, given, tally)
@@ -119,7 +122,7 @@ def add(
             known = frozenset(database.known_hashes())
             pool_size = choose_workers(workers, len(to_read))
             described = describe_files(
-                to_read, settings=database.settings, known_hashes=known, workers=pool_size, timeout=timeout
+                to_read, settings=settings, known_hashes=known, workers=pool_size, timeout=timeout
             )
             for result in described:
                 writer.take(result)

@@ -563,3 +563,17 @@ def _stored_files(db: Path) -> int:
             return int(connection.execute("SELECT count(*) FROM files").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def test_max_pixels_refuses_larger_images_by_their_header(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    synthetic.write_image(folder / "small.jpg", synthetic.make_scene(1, width=320, height=240))
+    synthetic.write_image(folder / "large.jpg", synthetic.make_scene(2, width=640, height=480))
+    document = parse_json(
+        invoke(tmp_path / "db", "add", "--workers", "0", "--max-pixels", "100000", str(folder), "--json")
+    )
+    assert document["added"] == 1
+    assert document["failed"] == [
+        {"path": str(folder / "large.jpg"), "reason": "image too large (640 x 480 pixels, limit 100000)"}
+    ]

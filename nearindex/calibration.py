@@ -39,6 +39,10 @@ EDIT_SIDE = 1024
 #: near-duplicates (series, bursts, re-saved copies), and at a false-match rate
 #: of 0.1 % a handful of them would set the threshold.
 EXCLUDED_NEIGHBOURS = 1
+#: False pairs are drawn among at most this many stored images (each one scored is held in memory).
+NEGATIVE_POOL = 2000
+#: Random draws allowed per false pair wanted, before settling for fewer (a tiny collection).
+MAX_DRAWS_PER_PAIR = 20
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,11 @@ def _score_random_pairs(
     rng: np.random.Generator,
     progress: Progress,
 ) -> list[float]:
-    """Scores of ``count`` random pairs of different contents that are not each other's nearest neighbours."""
+    """Scores of up to ``count`` random pairs of different contents that are not each other's nearest neighbours.
+
+    Raises:
+        DatabaseError: If no such pair turns up (every image is another's nearest neighbour).
+    """
     nearest: dict[int, set[int]] = {}
 
     def neighbours(content_id: int) -> set[int]:
@@ -190,12 +198,18 @@ def _score_random_pairs(
             nearest[content_id] = set(found) - {content_id}
         return nearest[content_id]
 
+    # Pairs come from a bounded subset, so that memory stays bounded however large the collection.
+    pool = rng.choice(content_ids, size=min(len(content_ids), NEGATIVE_POOL), replace=False)
     scores: list[float] = []
-    while len(scores) < count:
-        first, second = (int(i) for i in rng.choice(content_ids, size=2, replace=False))
+    for _attempt in range(count * MAX_DRAWS_PER_PAIR):
+        first, second = (int(i) for i in rng.choice(pool, size=2, replace=False))
         if second not in neighbours(first) and first not in neighbours(second):
             scores.append(scorer.score(first, second))
             progress.advance(1)
+            if len(scores) == count:
+                return scores
+    if not scores:
+        raise DatabaseError(database.directory, "too few stored images to draw pairs that are not nearest neighbours")
     return scores
 
 

@@ -130,3 +130,13 @@ def test_cli_calibrate_json_reports_and_stores(filled: nearindex.NearIndex, db_p
 def test_cli_calibrate_refuses_an_fpr_of_one(filled: nearindex.NearIndex, db_path: Path) -> None:
     result = CliRunner().invoke(app, ["--db", str(db_path), "calibrate", "--fpr", "1"])
     assert result.exit_code == 2 and "between 0 and 1" in result.output
+
+
+def test_two_images_that_are_each_other_s_nearest_neighbour_cannot_be_calibrated(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    for seed in (1, 2):
+        synthetic.write_image(tmp_path / f"scene{seed}.jpg", synthetic.make_scene(seed))
+    database.add(tmp_path, workers=0)
+    with pytest.raises(DatabaseError, match="too few stored images"):
+        database.calibrate(sample=1, negatives=10)

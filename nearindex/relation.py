@@ -1,13 +1,21 @@
 """How a matched image relates to the query: same framing, a crop, a wider view, locally edited.
 
 The rescorer's best placement says where one thumbnail lies in the other (a
-``Frame``). From it, the share of each image the other covers tells the
-kind: both covered means the same framing (a re-encoded or resized copy);
-the match covering only part of the query means the match is a crop of it;
-the query lying inside the match means the match contains it. Comparing
-the two images block by block over their overlap, at that placement, tells
-whether a local region differs while the rest agrees (a caption, a logo, a
-pasted patch: the "faked" case).
+``Frame``); ECC image alignment refines it. From it, the share of each image
+the other covers tells the kind: both covered means the same framing (a
+re-encoded or resized copy); the match covering only part of the query means
+the match is a crop of it; the query lying inside the match means the match
+contains it. Comparing the two images block by block over their overlap, at
+that placement, tells whether a local region differs while the rest agrees
+(a caption, a logo, a pasted patch: the "faked" case).
+
+Measured on the 1,919 generated edits of the public corpus (each against its
+original): ``edited`` is set for 98 % of pastes, 96 % of captions, 10 % of
+small corner logos and at most 4 % of global edits (9 % of 8-degree
+rotations); the kind is ``crop`` for every crop, ``resized`` for 98-100 % of
+resized, re-encoded and recoloured copies, ``contains`` for 98-100 % of
+letterboxes and screenshots. A caption or a paste pulls the placement enough
+to give ``crop`` or ``contains`` for about one such copy in five.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ class Relation:
         box: For ``crop``, the region of the query the match shows, in the
             query's pixels; for ``contains``, where the query lies in the
             match, in the match's pixels: (x, y, width, height). Else None.
-        scale: Match pixels per query pixel (None for ``exact`` and ``similar``).
+        scale: Match pixels per query pixel (None for ``similar``).
         edited: A local region differs although the rest matches.
     """
 

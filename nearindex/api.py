@@ -43,6 +43,9 @@ class Info:
         schema: Catalog schema revision.
         catalog_bytes: Size of the SQLite catalog (with its WAL).
         index_bytes: Size of the FAISS index file.
+        index_bytes_per_image: ``index_bytes`` per distinct content (0 when empty):
+            the vector index is held in memory, so this is its RAM per image.
+        catalog_bytes_per_image: ``catalog_bytes`` per stored path (0 when empty).
         grid: Descriptor grid side.
         thumb_side: Rescore thumbnail long side, pixels.
         duplicate_threshold: The score at or above which two images are duplicates.
@@ -61,6 +64,8 @@ class Info:
     schema: str | None
     catalog_bytes: int
     index_bytes: int
+    index_bytes_per_image: float
+    catalog_bytes_per_image: float
     grid: int
     thumb_side: int
     duplicate_threshold: float
@@ -147,7 +152,9 @@ class NearIndex:
             directory=str(db.directory), images=counts["images"], contents=counts["contents"],
             flat=counts["flat"], failed=counts["failed"], vectors=db.index.size, index_kind=db.index.kind,
             generation=db.generation, schema=db.schema_revision(), catalog_bytes=sizes["catalog"],
-            index_bytes=sizes["index"], grid=db.settings.grid, thumb_side=db.settings.thumb_side,
+            index_bytes=sizes["index"], index_bytes_per_image=sizes["index"] / max(counts["contents"], 1),
+            catalog_bytes_per_image=sizes["catalog"] / max(counts["images"], 1),
+            grid=db.settings.grid, thumb_side=db.settings.thumb_side,
             duplicate_threshold=db.settings.duplicate_threshold, calibrated=db.calibration_record() is not None,
             failures=tuple(Failed(f.path, f.reason) for f in db.failures()),
         )  # fmt: skip

@@ -117,7 +117,9 @@ def info_text(info: Info) -> str:
         ("database", info.directory), ("images", info.images), ("contents", info.contents),
         ("flat", info.flat), ("failed", info.failed), ("vectors", info.vectors), ("index", info.index_kind),
         ("generation", info.generation), ("schema", info.schema), ("catalog bytes", info.catalog_bytes),
-        ("index bytes", info.index_bytes), ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
+        ("index bytes", info.index_bytes), ("bytes/image", f"index {info.index_bytes_per_image:,.0f}, "
+        f"catalog {info.catalog_bytes_per_image:,.0f}"),
+        ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
         ("threshold", f"{info.duplicate_threshold:.4f} ({'calibrated here' if info.calibrated else 'default'})"),
     ]  # fmt: skip
     return "\n".join(f"{name:<14}{value}" for name, value in rows)

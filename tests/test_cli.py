@@ -335,6 +335,10 @@ def test_info_json_counts_images_and_failures(stored: Stored) -> None:
     assert document["images"] == stored.good
     assert document["failed"] == 3
     assert {item["path"] for item in document["failures"]} == {str(p) for p in stored.bad.values()}
+    index_file = next(stored.db.glob("vectors.*.faiss"))
+    assert document["index_bytes_per_image"] == index_file.stat().st_size / document["contents"]
+    # Eight 256-float window vectors per image, plus FAISS's id map.
+    assert 8 * 256 * 4 <= document["index_bytes_per_image"] < 8 * 256 * 4 + 8 * 8 + 512
 
 
 def test_check_on_a_healthy_database(stored: Stored) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from nearindex import synthetic
 from nearindex.features import describe
-from nearindex.rescore import Prepared, prepare, rescore, template_scales
+from nearindex.rescore import LOW_DETAIL, Prepared, prepare, rescore, template_scales
 from nearindex.settings import DEFAULT_SETTINGS
 
 TOLERATED_EDITS = (
@@ -74,3 +74,18 @@ def test_template_scales_run_from_fitting_down_to_about_half() -> None:
 def test_tiny_thumbnails_do_not_crash() -> None:
     line = prepare(np.tile(np.arange(128, dtype=np.uint8), (1, 1)))
     assert 0.0 <= rescore(line, line).score <= 1.0
+
+
+@pytest.mark.parametrize("edit", ["jpeg30", "half", "crop90"])
+def test_a_smooth_gradient_matches_its_copies_and_no_other_gradient(edit: str) -> None:
+    gradients = [synthetic.make_gradient(seed) for seed in range(6)]
+    for gradient in gradients:
+        assert score(gradient, synthetic.EDITS[edit](gradient)) >= DEFAULT_SETTINGS.duplicate_threshold
+    unrelated = [score(a, b) for i, a in enumerate(gradients) for b in gradients[i + 1 :]]
+    assert max(unrelated) < 0.5
+
+
+def test_a_smooth_gradient_has_less_detail_than_any_scene() -> None:
+    gradients = [prepared(synthetic.make_gradient(seed))[0].detail for seed in range(6)]
+    scenes = [prepared(synthetic.make_scene(seed))[0].detail for seed in range(6)]
+    assert max(gradients) < LOW_DETAIL < min(scenes)

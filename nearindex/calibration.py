@@ -25,7 +25,7 @@ from .errors import DatabaseError, Failed, ImageError
 from .evaluation import threshold_at_fpr
 from .intake import describe_image, load_for_editing
 from .progress import NoProgress, Progress
-from .search import PairScorer, Side, candidate_contents, score_pair
+from .search import PairScorer, Side, nearest_contents, score_pair
 
 #: Edits applied to each sampled image (``paste`` takes its patch from another sampled image).
 CALIBRATION_EDITS = (
@@ -194,7 +194,7 @@ def _score_random_pairs(
 
     def neighbours(content_id: int) -> set[int]:
         if content_id not in nearest:
-            found = candidate_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1)
+            found = nearest_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1)
             nearest[content_id] = set(found) - {content_id}
         return nearest[content_id]
 

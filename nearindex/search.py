@@ -31,6 +31,11 @@ DUPLICATE_NEIGHBOURS = 10
 DUPLICATE_MIN_COARSE = 0.3
 #: Larger connected groups are kept whole (splitting costs a rescore per member pair).
 CHAIN_SPLIT_LIMIT = 200
+#: Besides the best candidates overall, a query rescores the best few of each window vector.
+#: On the public corpus this put the original among the candidates for 0.98 instead of
+#: 0.94 of crops to 60 % and 1.0 instead of 0.97 of crop + caption + JPEG (pastes 0.89
+#: instead of 0.86), for about 10 more candidates than the 30 by default.
+WINDOW_LEADERS = 3
 #: The mirrored orientation is rescored when its coarse correlation comes within this of the direct one.
 MIRROR_MARGIN = 0.05
 
@@ -264,23 +269,56 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
 
 
 def candidate_contents(database: Database, side: Side, count: int) -> list[int]:
-    """The ``count`` stored contents whose window vectors best match either orientation."""
-    best = _best_coarse(database, side, count)
+    """Stored contents worth rescoring against ``side``, best coarse first.
+
+    The ``count`` contents whose window vectors best match either
+    orientation, plus the ``WINDOW_LEADERS`` best of each window on its own:
+    an edit that spoils most windows (a strong crop, a caption) may still
+    leave one window whose best match is the original, though other images
+    outrank it overall.
+    """
+    best, leaders = _best_coarse(database, side, count)
+    ranked = sorted(best, key=lambda cid: -best[cid])
+    return ranked[:count] + [cid for cid in ranked[count:] if cid in leaders]
+
+
+def nearest_contents(database: Database, side: Side, count: int) -> list[int]:
+    """The ``count`` stored contents whose window vectors best match either orientation, best first."""
+    best, _ = _best_coarse(database, side, count)
     return sorted(best, key=lambda cid: -best[cid])[:count]
 
 
-def _best_coarse(database: Database, side: Side, neighbours: int) -> dict[int, float]:
-    """Each content found among the ``neighbours`` of any window vector (either orientation), with its best coarse."""
+def _best_coarse(database: Database, side: Side, neighbours: int) -> tuple[dict[int, float], set[int]]:
+    """Contents among the ``neighbours`` of any window vector (either orientation), with their best coarse.
+
+    Returns:
+        That mapping, and the set of the first ``WINDOW_LEADERS`` distinct
+        contents found by each window vector.
+    """
     best: dict[int, float] = {}
+    leaders: set[int] = set()
     for vectors in (side.vectors, side.mirrored_vectors):
         usable = vectors[np.abs(vectors).sum(axis=1) > 0]
         if not len(usable):
             continue
         coarse, ids = database.search(np.ascontiguousarray(usable), neighbours)
-        for value, content_id in zip(coarse.ravel(), ids.ravel(), strict=True):
-            if content_id >= 0 and value > best.get(int(content_id), -2.0):
-                best[int(content_id)] = float(value)
-    return best
+        for values, row in zip(coarse, ids, strict=True):
+            leaders.update(_distinct(row, WINDOW_LEADERS))
+            for value, content_id in zip(values, row, strict=True):
+                if content_id >= 0 and value > best.get(int(content_id), -2.0):
+                    best[int(content_id)] = float(value)
+    return best, leaders
+
+
+def _distinct(row: npt.NDArray[np.int64], limit: int) -> list[int]:
+    """The first ``limit`` distinct content ids of a result row (-1 is no result)."""
+    found: list[int] = []
+    for content_id in row.tolist():
+        if content_id >= 0 and content_id not in found:
+            found.append(content_id)
+            if len(found) == limit:
+                break
+    return found
 
 
 def _rescore_candidates(database: Database, side: Side, count: int, *, skip: set[str]) -> dict[str, Match]:
@@ -385,7 +423,7 @@ def _scored_edges(database: Database, scorer: PairScorer, threshold: float) -> d
 
 
 def _near_contents(database: Database, side: Side) -> set[int]:
-    best = _best_coarse(database, side, DUPLICATE_NEIGHBOURS)
+    best, _ = _best_coarse(database, side, DUPLICATE_NEIGHBOURS)
     return {content_id for content_id, coarse in best.items() if coarse >= DUPLICATE_MIN_COARSE}
 
 

@@ -16,6 +16,7 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .api import Info, NearIndex, open
 from .calibration import Calibration
 from .database import CheckReport
+from .duplicates import DuplicateGroup
 from .errors import (
     CorruptImageError,
     DatabaseError,
@@ -30,7 +31,7 @@ from .errors import (
 )
 from .ingest import IngestReport
 from .relation import Relation
-from .search import Comparison, DuplicateGroup, Match, compare
+from .search import Comparison, Match, compare
 from .settings import Settings
 
 __version__ = "0.1.0"

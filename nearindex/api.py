@@ -17,10 +17,11 @@ from types import TracebackType
 from . import calibration, ingest, search
 from .calibration import Calibration
 from .database import DEFAULT_LOCK_TIMEOUT, CheckReport, Database
+from .duplicates import DuplicateGroup, find_duplicates
 from .errors import Failed
 from .ingest import IngestReport
 from .progress import Progress
-from .search import Comparison, DuplicateGroup, Match
+from .search import Comparison, Match
 from .settings import DEFAULT_DATABASE
 from .workers import DEFAULT_TIMEOUT
 
@@ -116,8 +117,8 @@ class NearIndex:
         return search.compare(a, b, settings=self._database.settings)
 
     def duplicates(self, *, min_score: float | None = None) -> list[DuplicateGroup]:
-        """All near-duplicate groups, largest first (see ``search.find_duplicates``)."""
-        return search.find_duplicates(self._database, min_score=min_score)
+        """All near-duplicate groups, largest first (see ``duplicates.find_duplicates``)."""
+        return find_duplicates(self._database, min_score=min_score)
 
     def calibrate(
         self,

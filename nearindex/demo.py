@@ -12,9 +12,10 @@ from pathlib import Path
 
 from . import synthetic
 from .api import NearIndex
+from .duplicates import DuplicateGroup
 from .ingest import IngestReport
 from .progress import Progress
-from .search import DuplicateGroup, Match
+from .search import Match
 
 #: Originals in the demo collection, and the edits given to the first few.
 DEMO_SCENES = 16

@@ -13,10 +13,11 @@ from typing import Any
 from .api import Info
 from .calibration import Calibration
 from .database import CheckReport
+from .duplicates import DuplicateGroup
 from .errors import Failed
 from .ingest import IngestReport
 from .relation import Relation
-from .search import Comparison, DuplicateGroup, Match
+from .search import Comparison, Match
 
 
 def to_json(document: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nearindex"
 
 LAYERS = {
     "interface": {"cli", "__main__", "output", "__init__"},
-    "use_cases": {"api", "ingest", "search", "calibration", "demo", "workers", "filetree", "evaluation"},
+    "use_cases": {"api", "ingest", "search", "duplicates", "calibration", "demo", "workers", "filetree", "evaluation"},
     "facade": {"database"},
     "pixels": {"images", "features", "rescore", "relation", "intake", "synthetic"},
     "metadata": {"models", "engine", "migrate", "catalog"},

@@ -109,8 +109,8 @@ def test_an_image_s_nearest_neighbour_is_never_a_false_pair(database: nearindex.
     copy = tmp_path / "copy-of-scene00.jpg"
     synthetic.write_image(copy, synthetic.EDITS["jpeg30"](synthetic.make_scene(0)))
     database.add(small.root, copy, workers=0)
-    # 1,000 draws from 78 pairs: the copy pair would come up about 13 times, far above the one allowed.
-    result = database.calibrate(sample=1, negatives=1000, fpr=0.001)
+    # 500 draws from 78 pairs: the copy pair would come up about 6 times; none may (0.1 % of 500 is 0).
+    result = database.calibrate(sample=1, negatives=500, fpr=0.001)
     assert result.threshold < database.compare(small.originals[0], copy).score
 
 

@@ -25,7 +25,7 @@ from .errors import DatabaseError, Failed, ImageError
 from .evaluation import threshold_at_fpr
 from .intake import describe_image, load_for_editing
 from .progress import NoProgress, Progress
-from .search import PairScorer, Side, nearest_contents, score_pair
+from .search import PairScorer, Side, candidate_contents, score_pair
 
 #: Edits applied to each sampled image (``paste`` takes its patch from another sampled image).
 CALIBRATION_EDITS = (
@@ -171,7 +171,7 @@ def _edit(image: np.ndarray, name: str, donor: np.ndarray, *, seed: int) -> np.n
 
 
 def _score_image(edited: np.ndarray, original: Side, database: Database) -> float:
-    """Score of an edited image (BGR uint8, in memory) against a stored original, as ``compare`` scores."""
+    """Score of an edited image (BGR uint8, in memory, not encoded to a file) against a stored original."""
     description = describe_image(edited, settings=database.settings)
     side = Side(description.vectors, description.thumbnail, database.settings, (edited.shape[1], edited.shape[0]))
     return score_pair(side, original).score
@@ -194,7 +194,7 @@ def _score_random_pairs(
 
     def neighbours(content_id: int) -> set[int]:
         if content_id not in nearest:
-            found = nearest_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1)
+            found = candidate_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1, window_leaders=0)
             nearest[content_id] = set(found) - {content_id}
         return nearest[content_id]
 

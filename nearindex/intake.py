@@ -130,6 +130,6 @@ def load_for_editing(path: str, *, long_side: int, settings: Settings = DEFAULT_
 
 
 def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
-    """Describe an 8-bit BGR image held in memory (as a file of it would be described)."""
+    """Describe an 8-bit BGR image held in memory (converted to gray by OpenCV, not by a file decoder)."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
     return describe(gray, settings=settings)

@@ -11,7 +11,7 @@ for too (one more set of vectors per query) and reported as ``mirrored``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -241,38 +241,43 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
     described = describe_query(image, database.settings)
     count = max(database.settings.candidates, 3 * k)
     exact = set(database.paths_with_hash(described.content_hash))
-    scored = _rescore_candidates(database, Side.of(described, database.settings), count, skip=exact)
+    side = Side.of(described, database.settings)
+    scored = _rescore_candidates(database, side, count, skip=exact)
     for path in exact:
-        scored[path] = Match(path, 1.0, 1.0, relation=Relation(EXACT, scale=1.0))
-    ranked = sorted(scored.values(), key=lambda m: (-m.score, -m.coarse, m.path))
-    return [m for m in ranked if m.score >= min_score][:k]
+        scored[path] = (Match(path, 1.0, 1.0, relation=Relation(EXACT, scale=1.0)), None)
+    ranked = sorted(scored.values(), key=lambda found: (-found[0].score, -found[0].coarse, found[0].path))
+    kept = [found for found in ranked if found[0].score >= min_score][:k]
+    # Relations need an ECC alignment each: only for the results returned.
+    threshold = database.settings.duplicate_threshold
+    return [
+        match if scoring is None else replace(match, relation=relation_of(side, scoring[0], scoring[1], threshold))
+        for match, scoring in kept
+    ]
 
 
-def candidate_contents(database: Database, side: Side, count: int) -> list[int]:
+def candidate_contents(
+    database: Database, side: Side, count: int, *, window_leaders: int = WINDOW_LEADERS
+) -> list[int]:
     """Stored contents worth rescoring against ``side``, best coarse first.
 
     The ``count`` contents whose window vectors best match either
-    orientation, plus the ``WINDOW_LEADERS`` best of each window on its own:
+    orientation, plus the ``window_leaders`` best of each window on its own:
     an edit that spoils most windows (a strong crop, a caption) may still
     leave one window whose best match is the original, though other images
     outrank it overall.
     """
-    best, leaders = best_coarse(database, side, count)
+    best, leaders = best_coarse(database, side, count, window_leaders=window_leaders)
     ranked = sorted(best, key=lambda cid: -best[cid])
     return ranked[:count] + [cid for cid in ranked[count:] if cid in leaders]
 
 
-def nearest_contents(database: Database, side: Side, count: int) -> list[int]:
-    """The ``count`` stored contents whose window vectors best match either orientation, best first."""
-    best, _ = best_coarse(database, side, count)
-    return sorted(best, key=lambda cid: -best[cid])[:count]
-
-
-def best_coarse(database: Database, side: Side, neighbours: int) -> tuple[dict[int, float], set[int]]:
+def best_coarse(
+    database: Database, side: Side, neighbours: int, *, window_leaders: int = 0
+) -> tuple[dict[int, float], set[int]]:
     """Contents among the ``neighbours`` of any window vector (either orientation), with their best coarse.
 
     Returns:
-        That mapping, and the set of the first ``WINDOW_LEADERS`` distinct
+        That mapping, and the set of the first ``window_leaders`` distinct
         contents found by each window vector.
     """
     best: dict[int, float] = {}
@@ -283,7 +288,8 @@ def best_coarse(database: Database, side: Side, neighbours: int) -> tuple[dict[i
             continue
         coarse, ids = database.search(np.ascontiguousarray(usable), neighbours)
         for values, row in zip(coarse, ids, strict=True):
-            leaders.update(_distinct(row, WINDOW_LEADERS))
+            if window_leaders:
+                leaders.update(_distinct(row, window_leaders))
             for value, content_id in zip(values, row, strict=True):
                 if content_id >= 0 and value > best.get(int(content_id), -2.0):
                     best[int(content_id)] = float(value)
@@ -301,20 +307,23 @@ def _distinct(row: npt.NDArray[np.int64], limit: int) -> list[int]:
     return found
 
 
-def _rescore_candidates(database: Database, side: Side, count: int, *, skip: set[str]) -> dict[str, Match]:
-    """Rescore the candidates; contents whose every path is in ``skip`` (exact copies) are not worth it."""
+def _rescore_candidates(
+    database: Database, side: Side, count: int, *, skip: set[str]
+) -> dict[str, tuple[Match, tuple[Side, PairScore] | None]]:
+    """Rescore the candidates, each path with its Match (relation not yet judged) and what scored it.
+
+    Contents whose every path is in ``skip`` (exact copies) are not worth it.
+    """
     ids = candidate_contents(database, side, count)
     paths = database.paths_of(ids)
     ids = [cid for cid in ids if not set(paths.get(cid, [])) <= skip]
     stored = database.stored_contents(ids)
-    threshold = database.settings.duplicate_threshold
-    matches = {}
+    matches: dict[str, tuple[Match, tuple[Side, PairScore] | None]] = {}
     for content_id in ids:
         stored_side = _stored_side(database, stored[content_id])
         pair = score_pair(side, stored_side)
-        relation = relation_of(side, stored_side, pair, threshold)
         for path in paths[content_id]:
-            matches[path] = Match(path, pair.score, pair.coarse, pair.mirrored, relation)
+            matches[path] = (Match(path, pair.score, pair.coarse, pair.mirrored), (stored_side, pair))
     return matches
 
 

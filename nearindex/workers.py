@@ -14,7 +14,9 @@ with the same limit, and the one that exceeds it alone is reported.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -88,15 +90,18 @@ def _describe_in_worker(path: str) -> FileDescription | Failed:
 
 
 def _new_pool(settings: Settings, known: frozenset[bytes], workers: int) -> ProcessPoolExecutor:
-    """A started pool: one worker has imported everything, so the timeout counts decoding, not start-up."""
+    """A started pool: every worker has imported everything, so the timeout counts decoding, not start-up."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_initialise, initargs=(settings, known))
-    pool.submit(_ready).result()
+    started: set[int] = set()
+    while len(started) < workers:
+        started.update(future.result() for future in [pool.submit(_ready) for _ in range(workers)])
     return pool
 
 
-def _ready() -> bool:
-    return True
+def _ready() -> int:
+    time.sleep(0.05)  # long enough that one started worker cannot answer for all of them
+    return os.getpid()
 
 
 def _describe_in_pool(

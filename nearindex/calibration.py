@@ -73,6 +73,12 @@ class Calibration:
     skipped: tuple[Failed, ...]
     measured_at: str
 
+    def as_record(self) -> dict[str, object]:
+        """The calibration as a JSON-ready dict (skipped files as ``{"path", "reason"}``)."""
+        record = asdict(self)
+        record["skipped"] = [{"path": f.path, "reason": f.reason} for f in self.skipped]
+        return record
+
 
 def calibrate(
     database: Database,
@@ -119,9 +125,7 @@ def calibrate(
 
 def store_calibration(database: Database, calibration: Calibration) -> None:
     """Make the calibrated threshold this database's default, recording what it came from."""
-    record = asdict(calibration)
-    record["skipped"] = [[f.path, f.reason] for f in calibration.skipped]
-    database.store_duplicate_threshold(calibration.threshold, json.dumps(record))
+    database.store_duplicate_threshold(calibration.threshold, json.dumps(calibration.as_record()))
 
 
 def _check_arguments(sample: int, negatives: int, fpr: float) -> None:
@@ -141,7 +145,7 @@ def _score_edits(
     for position, content_id in enumerate(readable):
         donor = images[readable[(position + 1) % len(readable)]]
         for name in CALIBRATION_EDITS:
-            edited = _edit(images[content_id], name, donor, seed=position)
+            edited = synthetic.apply_edit(images[content_id], name, donor=donor, seed=position)
             scores.setdefault(name, []).append(_score_image(edited, scorer.side(content_id), database))
             progress.advance(1)
     progress.advance(len(skipped) * len(CALIBRATION_EDITS))
@@ -162,12 +166,6 @@ def _load_originals(database: Database, chosen: list[int]) -> tuple[dict[int, np
         if content_id not in images and failure is not None:
             skipped.append(failure)
     return images, skipped
-
-
-def _edit(image: np.ndarray, name: str, donor: np.ndarray, *, seed: int) -> np.ndarray:
-    if name == "paste":
-        return synthetic.paste_patch(image, donor, area=0.15, seed=seed)
-    return synthetic.EDITS[name](image)
 
 
 def _score_image(edited: np.ndarray, original: Side, database: Database) -> float:

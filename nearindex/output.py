@@ -146,9 +146,7 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
 
 def calibration_json(result: Calibration, *, stored: bool) -> dict[str, Any]:
     """A calibration as a JSON-ready dict."""
-    document = asdict(result)
-    document["skipped"] = [{"path": f.path, "reason": f.reason} for f in result.skipped]
-    return {**document, "stored": stored}
+    return {**result.as_record(), "stored": stored}
 
 
 def check_text(report: CheckReport) -> str:

@@ -589,3 +589,14 @@ def write_image(path: str | os.PathLike[str], image: Image, *, quality: int = 92
         raise ValueError(f"{os.fspath(path)}: OpenCV could not encode {suffix}")
     with open(path, "wb") as handle:
         handle.write(data.tobytes())
+
+
+def apply_edit(image: Image, name: str, *, donor: Image, seed: int = 0) -> Image:
+    """Returns ``image`` edited by the named edit of ``EDITS``, or by ``"paste"``: a 15 % patch of ``donor``.
+
+    Raises:
+        KeyError: For a name that is neither.
+    """
+    if name == "paste":
+        return paste_patch(image, donor, area=0.15, seed=seed)
+    return EDITS[name](image)

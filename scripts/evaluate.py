@@ -80,14 +80,12 @@ def make_edits(originals: list[Path], cache: Path) -> list[tuple[str, Path, Path
 
 def edit(image: np.ndarray, name: str, originals: list[Path], index: int) -> np.ndarray:
     """Apply one named edit; ``paste`` takes its patch from the next original."""
-    if name != "paste":
-        return synthetic.EDITS[name](image)
     donor = None
-    for step in range(1, len(originals)):
+    for step in range(1, len(originals)) if name == "paste" else ():
         donor = load_colour(originals[(index + step) % len(originals)])
         if donor is not None:
             break
-    return synthetic.paste_patch(image, donor if donor is not None else image[::-1], area=0.15, seed=index)
+    return synthetic.apply_edit(image, name, donor=donor if donor is not None else image[::-1], seed=index)
 
 
 def choose_collection(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:

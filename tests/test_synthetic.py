@@ -188,3 +188,13 @@ def test_mild_edits_still_correlate_after_heavy_blur(name: str, scenes: list[syn
     edit = synthetic.EDITS[name]
     correlations = [blurred_signature(scene) @ blurred_signature(edit(scene)) for scene in scenes]
     assert min(correlations) > 0.8
+
+
+def test_apply_edit_takes_the_named_edit_or_a_patch_of_the_donor() -> None:
+    image, donor = synthetic.make_scene(5), synthetic.make_scene(6)
+    assert np.array_equal(synthetic.apply_edit(image, "flip", donor=donor), synthetic.EDITS["flip"](image))
+    pasted = synthetic.apply_edit(image, "paste", donor=donor, seed=3)
+    assert np.array_equal(pasted, synthetic.paste_patch(image, donor, area=0.15, seed=3))
+    assert not np.array_equal(pasted, image)
+    with pytest.raises(KeyError):
+        synthetic.apply_edit(image, "sepia", donor=donor)

@@ -35,6 +35,7 @@ block quantile let more unrelated pairs through (0.882, 0.798).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -83,15 +84,15 @@ class Prepared:
     plain: Image
     bandpass: Image
 
-    @property
+    @cached_property
     def detail(self) -> float:
         """Standard deviation of the band-pass image (thumbnail grey levels, 0..255 scale)."""
         return float(self.bandpass.std())
 
-    @property
+    @cached_property
     def usable(self) -> bool:
         """False for a flat thumbnail (nothing to align)."""
-        return float(self.bandpass.std()) > 1e-6 and float(self.plain.std()) > 1e-6
+        return self.detail > 1e-6 and float(self.plain.std()) > 1e-6
 
 
 def prepare(thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrored: bool = False) -> Prepared:

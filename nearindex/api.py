@@ -141,6 +141,15 @@ class NearIndex:
             calibration.store_calibration(self._database, result)
         return result
 
+    def reindex(self, kind: str | None = None) -> Info:
+        """Rebuild the vector index from the catalog, flat, compressed or (None) chosen by size; returns the new info.
+
+        Raises:
+            DatabaseError: If the index cannot be built as asked (too few vectors to compress).
+        """
+        self._database.reindex(kind)
+        return self.info()
+
     def check(self, *, repair: bool = False) -> CheckReport:
         """Verify the catalog and the vector index agree; ``repair`` rebuilds the index."""
         return self._database.check(repair=repair)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -254,6 +255,27 @@ def check(
     typer.echo(output.to_json(output.check_json(report)) if json_output else output.check_text(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+class IndexKind(StrEnum):
+    """Kinds of vector index ``reindex`` can build."""
+
+    auto = "auto"
+    flat = "flat"
+    compressed = "compressed"
+
+
+@app.command()
+def reindex(
+    kind: Annotated[
+        IndexKind, typer.Option("--kind", help="flat (exact), compressed, or auto: by the number of vectors.")
+    ] = IndexKind.auto,
+    json_output: JsonOption = False,
+) -> None:
+    """Rebuild the vector index from the catalog (compressed above a million vectors)."""
+    with _opened(create=False) as database:
+        info = database.reindex(None if kind is IndexKind.auto else kind.value)
+    typer.echo(output.to_json(output.info_json(info)) if json_output else output.info_text(info))
 
 
 @app.command()

@@ -39,7 +39,7 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 #: Seconds between two tries of a held lock.
 _LOCK_POLL = 0.1
 #: Settings that shape stored vectors, fixed when a database is created.
-_SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction")
+_SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction", "ranked_cells")
 #: State keys of a calibrated duplicate threshold and of the record of its calibration.
 THRESHOLD_KEY, CALIBRATION_KEY = "settings.duplicate_threshold", "calibration"
 #: A content's window vectors have index ids content_id * WINDOW_SLOTS + window.
@@ -318,9 +318,14 @@ class Database:
             self.save_index()
 
     def save_index(self) -> None:
-        """Write the index file for the current generation and drop older ones."""
+        """Write the index file for the current generation and drop older ones.
+
+        An index that has outgrown its kind (``VectorIndex.outgrown``: a flat
+        index past ``COMPRESS_ABOVE`` vectors, a compressed one with too few
+        lists for its size) is rebuilt from the catalog first.
+        """
         self._require_writable()
-        if self._index_stale:
+        if self._index_stale or self._index.outgrown():
             self._generation = self._catalog.generation()
             self._rebuild_index()
         target = vectors.index_file(self.directory, self._generation)
@@ -328,6 +333,29 @@ class Database:
             self._index.save(target)
             vectors.remove_other_files(self.directory, keep=self._generation)
         self._index_dirty = False
+
+    def reindex(self, kind: str | None = None) -> None:
+        """Rebuild the vector index from the catalog and save it.
+
+        Args:
+            kind: ``"flat"`` (exact), ``"compressed"``, or None to choose by
+                size (``vectors.choose_index_kind``).
+
+        Raises:
+            ValueError: If ``kind`` is unknown.
+            DatabaseError: If a compressed index is asked for with fewer than
+                ``vectors.MIN_TRAINING`` vectors to train it on.
+        """
+        self._require_writable()
+        if kind not in (None, "flat", "compressed"):
+            raise ValueError(f"index kind must be 'flat' or 'compressed', got {kind!r}")
+        self._generation = self._catalog.generation()
+        try:
+            self._rebuild_index(kind)
+        except ValueError as error:
+            self._rebuild_index()
+            raise DatabaseError(self.directory, f"cannot build a {kind} index ({error})") from None
+        self.save_index()
 
     # -- consistency ---------------------------------------------------------
     def check(self, *, repair: bool = False) -> CheckReport:
@@ -429,6 +457,7 @@ class Database:
             grid=int(stored["grid"] or DEFAULT_SETTINGS.grid),
             thumb_side=int(stored["thumb_side"] or DEFAULT_SETTINGS.thumb_side),
             blur_fraction=float(stored["blur_fraction"] or DEFAULT_SETTINGS.blur_fraction),
+            ranked_cells=stored["ranked_cells"] == "True",  # absent before ranks existed: plain cells
             duplicate_threshold=float(threshold) if threshold else DEFAULT_SETTINGS.duplicate_threshold,
         )
 
@@ -445,12 +474,31 @@ class Database:
             if self._generation > 0:  # a new database simply has no index file yet
                 self._repaired_on_open.append(f"index file for catalog generation {self._generation} was {problem}")
 
-    def _rebuild_index(self) -> None:
-        self._index = VectorIndex.empty(self.settings.dimension)
+    def _rebuild_index(self, kind: str | None = None) -> None:
+        """A new index of every stored vector; flat or compressed by their number unless ``kind`` says."""
+        counts = self._catalog.counts()
+        estimate = len(WINDOWS) * (counts["contents"] - counts["flat"])
+        if (kind or vectors.choose_index_kind(estimate)) == "compressed":
+            self._index = VectorIndex.compressed(self.settings.dimension, self._training_sample(estimate))
+        else:
+            self._index = VectorIndex.empty(self.settings.dimension)
         for rows in self._catalog.iter_descriptors():
             self._add_vectors([(cid, blob) for cid, blob in rows if len(blob) == self._descriptor_bytes()])
         self._index_dirty = True
         self._index_stale = False
+
+    def _training_sample(self, estimate: int) -> npt.NDArray[np.float32]:
+        """Vectors of evenly spread contents, enough to train a compressed index of ``estimate`` vectors."""
+        wanted = min(vectors.TRAINING_PER_LIST * vectors.list_count(estimate), vectors.MAX_TRAINING)
+        step = max(1, estimate // max(wanted, 1))
+        picked = [
+            self._vectors_of(cid, blob)[1]
+            for rows in self._catalog.iter_descriptors()
+            for number, (cid, blob) in enumerate(rows)
+            if number % step == 0 and len(blob) == self._descriptor_bytes()
+        ]
+        dimension = self.settings.dimension
+        return np.ascontiguousarray(np.concatenate(picked) if picked else np.zeros((0, dimension), np.float32))
 
     def _descriptor_bytes(self) -> int:
         return len(WINDOWS) * self.settings.dimension * 4

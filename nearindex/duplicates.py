@@ -1,24 +1,44 @@
 """All groups of near-duplicate images in a database.
 
-Each stored image's nearest neighbours in the vector index are rescored
-(``search.PairScorer``), pairs at or above the threshold are joined with
-union-find, and a chain of near pairs (A~B, B~C, C~D with A and D unrelated)
-is split by complete linkage so that every pair inside a group matches.
+Two stages. The vector stage (``vector_pairs``) searches the vector index
+with each stored image's whole-image vector and that of its mirror image,
+in batches; since every image also has vectors for sub-windows in the index,
+a crop's whole finds the window of its original it came from. Pairs whose
+coarse correlation is high enough are then rescored (``search.PairScorer``),
+pairs at or above the threshold are joined with union-find, and a chain of
+near pairs (A~B, B~C, C~D with A and D unrelated) is split by complete
+linkage so that every pair inside a group matches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from .database import WINDOW_SLOTS, Database
-from .search import PairScorer, Side, best_coarse
+from .features import descriptor_from_thumbnail
+from .search import PairScorer
 
-#: Neighbours per vector looked at by ``find_duplicates``.
-DUPLICATE_NEIGHBOURS = 10
+#: Neighbours (vectors) per query vector looked at by ``find_duplicates``.
+DUPLICATE_NEIGHBOURS = 32
+#: Contents per batch of the vector stage, and pairs rescored between two clearings of the scorer's cache.
+BATCH_CONTENTS, BATCH_PAIRS = 1024, 20_000
 #: Candidates below this coarse correlation are not rescored by ``find_duplicates``.
 DUPLICATE_MIN_COARSE = 0.3
 #: Larger connected groups are kept whole (splitting costs a rescore per member pair).
 CHAIN_SPLIT_LIMIT = 200
+
+
+class Searchable(Protocol):
+    """What the vector stage needs of an index (``vectors.VectorIndex`` has it)."""
+
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -71,24 +91,74 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     return sorted(result, key=lambda g: (-len(g.paths), -g.score, g.paths))
 
 
-def _scored_edges(database: Database, scorer: PairScorer, threshold: float) -> dict[tuple[int, int], float]:
-    """Rescore each content's near neighbours; keep pairs at or above threshold."""
+def vector_pairs(
+    index: Searchable,
+    batches: Iterable[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
+    *,
+    neighbours: int,
+    min_coarse: float,
+    slots: int = WINDOW_SLOTS,
+) -> dict[tuple[int, int], float]:
+    """Pairs of distinct contents whose vectors come close: the vector stage of ``find_duplicates``.
+
+    Args:
+        index: The vector index (ids ``content_id * slots + window``).
+        batches: (content ids (n,), queries (n * q, dimension)): each content
+            contributes q consecutive query rows.
+        neighbours: Vectors fetched per query row.
+        min_coarse: Lowest inner product kept.
+        slots: Id slots per content in the index.
+
+    Returns:
+        {(smaller content id, larger): best inner product found}.
+    """
+    keys, scores = [], []
+    for content_ids, queries in batches:
+        found, ids = index.search(queries, neighbours)
+        owners = np.repeat(np.asarray(content_ids, np.int64), len(queries) // max(len(content_ids), 1))[:, None]
+        others = np.where(ids >= 0, ids // slots, -1)
+        kept = (others >= 0) & (others != owners) & (found >= min_coarse)
+        low, high = np.minimum(owners, others)[kept], np.maximum(owners, others)[kept]
+        keys.append(low * (1 << 32) + high)
+        scores.append(found[kept])
+    if not keys:
+        return {}
+    key, score = np.concatenate(keys), np.concatenate(scores)
+    order = np.lexsort((-score, key))  # by pair, best first
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    return {(int(k >> 32), int(k & 0xFFFFFFFF)): float(v) for k, v in zip(key[first], score[first], strict=True)}
+
+
+def whole_image_queries(
+    database: Database, *, batch: int = BATCH_CONTENTS
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """Batches of (content ids, queries): each indexed content's whole-image vector and its mirror image's."""
     content_ids = sorted({int(i) for i in database.index.ids() // WINDOW_SLOTS})
+    grid, ranked = database.settings.grid, database.settings.ranked_cells
+    for start in range(0, len(content_ids), batch):
+        chunk = content_ids[start : start + batch]
+        contents = database.stored_contents(chunk)
+        rows = []
+        for cid in chunk:
+            whole = np.frombuffer(contents[cid].descriptor, np.float32)[: grid * grid]
+            mirrored = database.thumbnail(contents[cid])[:, ::-1].astype(np.float32)
+            rows += [whole, descriptor_from_thumbnail(mirrored, grid=grid, ranked=ranked)]
+        yield np.asarray(chunk, np.int64), np.ascontiguousarray(np.stack(rows), np.float32)
+
+
+def _scored_edges(database: Database, scorer: PairScorer, threshold: float) -> dict[tuple[int, int], float]:
+    """Rescore the pairs the vectors bring close; keep those at or above threshold."""
+    pairs = vector_pairs(
+        database.index, whole_image_queries(database), neighbours=DUPLICATE_NEIGHBOURS, min_coarse=DUPLICATE_MIN_COARSE
+    )
     scored: dict[tuple[int, int], float] = {}
-    for start in range(0, len(content_ids), 256):
-        chunk = content_ids[start : start + 256]
-        scorer.load(chunk)
-        for first in chunk:
-            for second in _near_contents(database, scorer.side(first)):
-                pair = (min(first, second), max(first, second))
-                if second != first and pair not in scored:
-                    scored[pair] = scorer.score(*pair)
-    return {pair: score for pair, score in scored.items() if score >= threshold}
-
-
-def _near_contents(database: Database, side: Side) -> set[int]:
-    best, _ = best_coarse(database, side, DUPLICATE_NEIGHBOURS)
-    return {content_id for content_id, coarse in best.items() if coarse >= DUPLICATE_MIN_COARSE}
+    for number, pair in enumerate(sorted(pairs)):
+        if number % BATCH_PAIRS == 0:
+            scorer.forget()  # bounded memory: sides of the current stretch of pairs only
+        score = scorer.score(*pair)
+        if score >= threshold:
+            scored[pair] = score
+    return scored
 
 
 def _union_groups(edges: dict[tuple[int, int], float]) -> list[tuple[list[int], dict[tuple[int, int], float]]]:

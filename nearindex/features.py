@@ -99,28 +99,44 @@ def normalise(vector: npt.NDArray[np.floating]) -> FloatArray:
     return (centred / norm).astype(np.float32)
 
 
-def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatArray:
+def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bool = False) -> FloatArray:
     """Resize a blurred thumbnail to a grid x grid square and normalise it.
 
     Args:
         thumbnail: 2-D blurred grayscale image.
         grid: Side of the square grid, in cells.
+        ranked: Replace each cell by its rank among the cells first (see
+            ``cell_ranks``), so inner products are Spearman correlations.
 
     Returns:
         float32 vector of length grid**2 (zeros for a flat thumbnail).
     """
     thumb = thumbnail.astype(np.float32, copy=False)
     interpolation = cv2.INTER_AREA if min(thumb.shape) >= grid else cv2.INTER_LINEAR
-    cells = np.asarray(cv2.resize(thumb, (grid, grid), interpolation=interpolation), np.float32)
-    return normalise(cells.ravel())
+    cells = np.asarray(cv2.resize(thumb, (grid, grid), interpolation=interpolation), np.float32).ravel()
+    return normalise(cell_ranks(cells) if ranked else cells)
 
 
-def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatArray:
+def cell_ranks(cells: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """Ranks of the values of a 1-D array, 0-based, tied values sharing their average rank.
+
+    Ranks bound what any one region can weigh in a correlation: a pasted
+    high-contrast patch over a soft image moves 15 % of the ranks, while in
+    plain values it outweighs the rest of the picture. Ties must share a rank
+    or the flat white of a figure would turn into noise.
+    """
+    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts + 1) / 2.0
+    return np.asarray(average_rank[inverse.ravel()], np.float64)
+
+
+def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bool = False) -> FloatArray:
     """Descriptors of every window in ``WINDOWS`` of a blurred thumbnail.
 
     Args:
         thumbnail: 2-D blurred grayscale image.
         grid: Side of the square grid, in cells.
+        ranked: Rank the cells first (``descriptor_from_thumbnail``).
 
     Returns:
         float32 (len(WINDOWS), grid**2) matrix, row 0 the whole image.
@@ -130,13 +146,13 @@ def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int) -> FloatAr
     for top, bottom, left, right in WINDOWS:
         y0, x0 = round(top * height), round(left * width)
         window = thumbnail[y0 : max(round(bottom * height), y0 + 1), x0 : max(round(right * width), x0 + 1)]
-        rows.append(descriptor_from_thumbnail(window, grid=grid))
+        rows.append(descriptor_from_thumbnail(window, grid=grid, ranked=ranked))
     return np.ascontiguousarray(np.stack(rows))
 
 
-def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int) -> FloatArray:
+def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int, ranked: bool = False) -> FloatArray:
     """Window vectors of a thumbnail mirrored left to right (to find flipped copies)."""
-    return window_vectors(thumbnail[:, ::-1].astype(np.float32), grid=grid)
+    return window_vectors(thumbnail[:, ::-1].astype(np.float32), grid=grid, ranked=ranked)
 
 
 def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:
@@ -165,7 +181,7 @@ def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SET
     """
     thumb = blur_thumbnail(gray, settings=settings)
     flat = float(np.std(thumb)) < FLAT_STD
-    vectors = window_vectors(thumb, grid=settings.grid)
+    vectors = window_vectors(thumb, grid=settings.grid, ranked=settings.ranked_cells)
     if flat or not vectors[0].any():
         # Stretching a flat thumbnail's range would turn float noise into structure.
         vectors[:] = 0

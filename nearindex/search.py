@@ -118,7 +118,7 @@ class Side:
     @cached_property
     def mirrored_vectors(self) -> npt.NDArray[np.float32]:
         """Window vectors of the mirrored image."""
-        return mirrored_vectors(self.thumbnail, grid=self._settings.grid)
+        return mirrored_vectors(self.thumbnail, grid=self._settings.grid, ranked=self._settings.ranked_cells)
 
 
 def _decoded(described: FileDescription) -> Description:
@@ -354,6 +354,10 @@ class PairScorer:
         missing = [cid for cid in content_ids if cid not in self._sides]
         for cid, content in self._database.stored_contents(missing).items():
             self._sides[cid] = _stored_side(self._database, content)
+
+    def forget(self) -> None:
+        """Drop the loaded contents (they are loaded again when needed)."""
+        self._sides.clear()
 
     def score(self, first: int, second: int) -> float:
         """Rescored score of two contents, either orientation."""

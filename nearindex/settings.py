@@ -51,6 +51,13 @@ class Settings:
             rotations...) do. ``nearindex calibrate`` measures it on a
             collection of one's own.
         candidates: Minimum number of vector-index candidates a query rescores.
+        ranked_cells: Descriptor cells are replaced by their ranks before
+            normalising (inner products are Spearman, not Pearson,
+            correlations). On the public corpus's generated edits this put
+            the original among the first 30 candidates for 0.96 instead of
+            0.86 of local pastes (0.995 instead of 0.985 of all edits), and
+            the top 0.1 % of unrelated pairs fell from 0.929 to 0.914.
+            Databases made before it existed keep plain cells.
     """
 
     grid: int = 16
@@ -60,6 +67,7 @@ class Settings:
     max_pixels: int = 100_000_000
     duplicate_threshold: float = 0.87
     candidates: int = 30
+    ranked_cells: bool = True
 
     @property
     def dimension(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 from hypothesis import given, settings
@@ -23,17 +25,52 @@ def gray(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
 
 
+PLAIN_CELLS = replace(DEFAULT_SETTINGS, ranked_cells=False)
+
+
 @settings(max_examples=60, deadline=None)
 @given(images, images)
 def test_inner_product_is_pearson_correlation_of_the_grids(first: np.ndarray, second: np.ndarray) -> None:
-    a, b = describe(first), describe(second)
+    a, b = describe(first, settings=PLAIN_CELLS), describe(second, settings=PLAIN_CELLS)
     if a.flat or b.flat:
         return
-    grid = DEFAULT_SETTINGS.grid
-    cells_a = cv2.resize(blur_thumbnail(first), (grid, grid), interpolation=_interpolation(blur_thumbnail(first)))
-    cells_b = cv2.resize(blur_thumbnail(second), (grid, grid), interpolation=_interpolation(blur_thumbnail(second)))
-    pearson = np.corrcoef(cells_a.ravel().astype(np.float64), cells_b.ravel().astype(np.float64))[0, 1]
+    pearson = np.corrcoef(_cells(first), _cells(second))[0, 1]
     assert abs(float(np.dot(a.descriptor, b.descriptor)) - pearson) < 1e-4
+
+
+@settings(max_examples=60, deadline=None)
+@given(images, images)
+def test_ranked_inner_product_is_spearman_correlation_of_the_grids(first: np.ndarray, second: np.ndarray) -> None:
+    a, b = describe(first), describe(second)
+    if a.flat or b.flat or not (a.descriptor.any() and b.descriptor.any()):
+        return
+    spearman = np.corrcoef(_average_ranks(_cells(first)), _average_ranks(_cells(second)))[0, 1]
+    assert abs(float(np.dot(a.descriptor, b.descriptor)) - spearman) < 1e-4
+
+
+def test_ranked_cells_bound_a_pasted_patch() -> None:
+    """A bright patch over a soft image sinks the plain correlation more than the ranked one."""
+    rng = np.random.default_rng(4)
+    soft = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 12)
+    soft = (soft - soft.min()) / (soft.max() - soft.min()) * 0.3 + 0.35  # soft: grey levels 0.35..0.65
+    pasted = soft.copy()
+    pasted[30:75, 40:100] = 1.0
+    plain = float(describe(soft, settings=PLAIN_CELLS).descriptor @ describe(pasted, settings=PLAIN_CELLS).descriptor)
+    ranked = float(describe(soft).descriptor @ describe(pasted).descriptor)
+    assert ranked > plain + 0.2
+
+
+def _cells(image: np.ndarray) -> np.ndarray:
+    thumb = blur_thumbnail(image)
+    grid = DEFAULT_SETTINGS.grid
+    return cv2.resize(thumb, (grid, grid), interpolation=_interpolation(thumb)).ravel().astype(np.float64)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank by definition: values below, plus half the other equal values."""
+    below = (values[None, :] < values[:, None]).sum(axis=1)
+    equal = (values[None, :] == values[:, None]).sum(axis=1)
+    return below + (equal - 1) / 2
 
 
 def _interpolation(thumb: np.ndarray) -> int:

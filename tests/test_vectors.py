@@ -239,3 +239,68 @@ def test_search_scores_are_numpy_inner_products_best_first(seed: int, dim: int, 
         assert sorted(found[q].tolist()) == list(range(100, 100 + stored))
         np.testing.assert_allclose(scores[q], expected[q, found[q] - 100], atol=1e-5)
         np.testing.assert_allclose(scores[q], np.sort(expected[q])[::-1], atol=1e-5)
+
+
+# -- the compressed index -------------------------------------------------------
+
+
+def low_rank_rows(n: int, *, seed: int, dim: int = 256) -> F32:
+    """Zero-mean unit vectors with a steeply falling spectrum, like blurred-image descriptors."""
+    rng = np.random.default_rng(seed)
+    spectrum = 0.85 ** np.arange(dim)
+    axes = np.linalg.qr(np.random.default_rng(99).standard_normal((dim, dim)))[0]
+    rows = rng.standard_normal((n, dim)) * spectrum @ axes
+    rows -= rows.mean(axis=1, keepdims=True)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def compressed_case() -> tuple[VectorIndex, F32, F32]:
+    """A compressed index of 6,000 vectors, and near-duplicate queries of the first 100."""
+    stored = low_rank_rows(6000, seed=1)
+    noisy = stored[:100] + 0.25 * low_rank_rows(100, seed=2)
+    noisy -= noisy.mean(axis=1, keepdims=True)
+    queries = np.ascontiguousarray(noisy / np.linalg.norm(noisy, axis=1, keepdims=True), dtype=np.float32)
+    index = VectorIndex.compressed(256, stored)
+    index.add(np.arange(6000, dtype=np.int64) * 16, stored)
+    return index, stored, queries
+
+
+def test_a_compressed_index_finds_the_near_duplicate_among_its_candidates(
+    compressed_case: tuple[VectorIndex, F32, F32],
+) -> None:
+    index, stored, queries = compressed_case
+    exact = VectorIndex.build(256, np.arange(6000, dtype=np.int64) * 16, stored)
+    _, truth = exact.search(queries, 1)
+    _, found = index.search(queries, 30)
+    assert (truth[:, 0] == np.arange(100) * 16).all()  # the planted copy is the true nearest
+    assert np.mean([t in row for t, row in zip(truth[:, 0], found, strict=True)]) >= 0.95
+    assert index.is_compressed and "IVF" in index.kind
+    assert index.memory_bytes() < exact.memory_bytes() / 10
+
+
+def test_a_compressed_index_lists_removes_and_reloads_its_ids(
+    compressed_case: tuple[VectorIndex, F32, F32], tmp_path: Path
+) -> None:
+    index, _stored, queries = compressed_case
+    path = tmp_path / vectors.index_file(tmp_path, 3).name
+    index.save(path)
+    copy = VectorIndex.load(path)
+    assert sorted(copy.ids().tolist()) == [i * 16 for i in range(6000)]
+    mapped = VectorIndex.load(path, mmap=True)
+    np.testing.assert_array_equal(mapped.search(queries, 10)[1], index.search(queries, 10)[1])
+    assert copy.remove(ids_of(0, 16, 5)) == 2
+    assert copy.size == 5998 and 0 not in copy.ids() and 0 not in copy.search(queries[:1], 30)[1]
+
+
+def test_a_compressed_index_needs_enough_vectors_to_train() -> None:
+    with pytest.raises(ValueError, match="at least 256 vectors"):
+        VectorIndex.compressed(256, low_rank_rows(100, seed=3))
+
+
+def test_an_index_outgrows_its_kind_by_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    flat = VectorIndex.build(256, np.arange(300, dtype=np.int64), low_rank_rows(300, seed=4))
+    assert vectors.choose_index_kind(300) == "flat" and not flat.outgrown()
+    monkeypatch.setattr(vectors, "COMPRESS_ABOVE", 200)
+    assert vectors.choose_index_kind(300) == "compressed" and flat.outgrown()

@@ -13,9 +13,10 @@ import os as _os
 # (Only effective when numpy is not imported yet; hot paths avoid BLAS anyway.)
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .api import Info, NearIndex, open
+from .api import Info, NearIndex, diff, open
 from .calibration import Calibration
 from .database import CheckReport
+from .difference import Difference, Region
 from .duplicates import DuplicateGroup
 from .errors import (
     CorruptImageError,
@@ -26,6 +27,7 @@ from .errors import (
     ImageTooLargeError,
     NearIndexError,
     NotAnImageError,
+    OutputFileError,
     SchemaTooNewError,
     UnreadableFileError,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "CorruptImageError",
     "DatabaseError",
     "DatabaseLockedError",
+    "Difference",
     "DuplicateGroup",
     "Failed",
     "ImageError",
@@ -53,11 +56,14 @@ __all__ = [
     "NearIndex",
     "NearIndexError",
     "NotAnImageError",
+    "OutputFileError",
+    "Region",
     "Relation",
     "SchemaTooNewError",
     "Settings",
     "UnreadableFileError",
     "__version__",
     "compare",
+    "diff",
     "open",
 ]

@@ -17,12 +17,13 @@ from types import TracebackType
 from . import calibration, ingest, search
 from .calibration import Calibration
 from .database import DEFAULT_LOCK_TIMEOUT, CheckReport, Database
+from .difference import Difference, diff_images, load_for_diff, write_difference_picture
 from .duplicates import DuplicateGroup, find_duplicates
 from .errors import Failed
 from .ingest import IngestReport
 from .progress import Progress
 from .search import Comparison, Match
-from .settings import DEFAULT_DATABASE
+from .settings import DEFAULT_DATABASE, DEFAULT_SETTINGS, Settings
 from .workers import DEFAULT_TIMEOUT
 
 PathLike = str | os.PathLike[str]
@@ -207,3 +208,31 @@ def open(
     """
     database = Database.open(path, writable=not read_only, create=create and not read_only, lock_timeout=lock_timeout)
     return NearIndex(database)
+
+
+def diff(a: PathLike, b: PathLike, *, out: PathLike | None = None, settings: Settings = DEFAULT_SETTINGS) -> Difference:
+    """Align image ``b`` onto image ``a`` and find the regions that differ (no database needed).
+
+    Args:
+        a: First image file (boxes ``box_a`` are in its pixels).
+        b: Second image file, possibly scaled, cropped, shifted, slightly
+            turned or re-encoded (``box_b`` in its pixels).
+        out: Also write a picture here: A and B side by side with the
+            regions outlined, and a heat map of the local difference.
+        settings: Supplies the decoder's pixel limit.
+
+    Returns:
+        The Difference: the 3x3 transform from B's pixels to A's, the
+        overlaps, a global similarity and the regions (empty when nothing
+        changed).
+
+    Raises:
+        ImageError: If either file cannot be read or is not an image.
+        OutputFileError: If ``out`` cannot be written.
+    """
+    first = load_for_diff(a, max_pixels=settings.max_pixels)
+    second = load_for_diff(b, max_pixels=settings.max_pixels)
+    result = diff_images(first, second)
+    if out is not None:
+        write_difference_picture(out, first, second, result)
+    return result

@@ -222,6 +222,20 @@ def compare(
 
 
 @app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="First image (boxes box_a are in its pixels).")],
+    b: Annotated[Path, typer.Argument(help="Second image, aligned onto the first.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write a side-by-side picture with the regions and a heat map.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Align B onto A and show the regions that differ (no database needed)."""
+    result = _run(lambda: api.diff(a, b, out=out))
+    typer.echo(output.to_json(output.difference_json(result)) if json_output else output.difference_text(result))
+
+
+@app.command()
 def duplicates(
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Pair threshold (default: the duplicate threshold).")

@@ -9,9 +9,10 @@ one line: ``nearindex: photos/a.jpg: not an image (truncated JPEG)``.
     │   ├── NotAnImageError         no known image signature, empty file
     │   ├── CorruptImageError       truncated or undecodable image data
     │   └── ImageTooLargeError      header claims more pixels than allowed
-    └── DatabaseError               a database directory cannot be used
-        ├── SchemaTooNewError       written by a newer nearindex
-        └── DatabaseLockedError     another writer holds the database
+    ├── DatabaseError               a database directory cannot be used
+    │   ├── SchemaTooNewError       written by a newer nearindex
+    │   └── DatabaseLockedError     another writer holds the database
+    └── OutputFileError             a file nearindex was asked to write cannot be written
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class SchemaTooNewError(DatabaseError):
 
 class DatabaseLockedError(DatabaseError):
     """Another process is writing to the database."""
+
+
+class OutputFileError(NearIndexError):
+    """A file nearindex was asked to write (a picture) cannot be written."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from .api import Info
 from .calibration import Calibration
 from .database import CheckReport
+from .difference import Difference
 from .duplicates import DuplicateGroup
 from .errors import Failed
 from .ingest import IngestReport
@@ -94,6 +95,33 @@ def comparison_text(result: Comparison) -> str:
 def comparison_json(result: Comparison) -> dict[str, Any]:
     """A comparison as a JSON-ready dict."""
     return asdict(result)
+
+
+def difference_text(result: Difference) -> str:
+    """A diff as labelled lines, one per region."""
+    head = [
+        f"score     {result.score:.3f}",
+        f"aligned   by {result.aligned_by}; B covers {result.overlap_a:.0f} % of A, "
+        f"A covers {result.overlap_b:.0f} % of B",
+        f"regions   {len(result.regions) or 'none: nothing changed'}",
+    ]
+    rows = [
+        f"  A {_box(region.box_a)}  B {_box(region.box_b)}  difference {region.score:.2f}" for region in result.regions
+    ]
+    return "\n".join(head + rows)
+
+
+def _box(box: tuple[int, int, int, int]) -> str:
+    x, y, width, height = box
+    return f"{width}x{height} at ({x}, {y})"
+
+
+def difference_json(result: Difference) -> dict[str, Any]:
+    """A diff as a JSON-ready dict: transform (B's pixels to A's), overlaps in %, score, regions."""
+    document = asdict(result)
+    document["transform"] = [list(row) for row in result.transform]
+    document["regions"] = [{"box_a": list(r.box_a), "box_b": list(r.box_b), "score": r.score} for r in result.regions]
+    return document
 
 
 def groups_text(groups: Sequence[DuplicateGroup]) -> str:

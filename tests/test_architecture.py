@@ -18,7 +18,7 @@ LAYERS = {
     "interface": {"cli", "__main__", "output", "__init__"},
     "use_cases": {"api", "ingest", "search", "duplicates", "calibration", "demo", "workers", "filetree", "evaluation"},
     "facade": {"database"},
-    "pixels": {"images", "features", "rescore", "relation", "intake", "synthetic"},
+    "pixels": {"images", "features", "rescore", "relation", "intake", "synthetic", "alignment", "difference"},
     "metadata": {"models", "engine", "migrate", "catalog"},
     "vectors": {"vectors"},
     "shared": {"errors", "settings", "progress"},

@@ -547,7 +547,9 @@ def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
     if process.poll() is not None:
         pytest.skip("the add finished before it could be interrupted")
     os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
+    if process.returncode == 0 and stdout.startswith("150 added"):
+        pytest.skip("the add finished before the interrupt arrived (a loaded machine)")
     assert process.returncode == 130
     match = re.fullmatch(r"nearindex: interrupted; committed (\d+) added, .* failed\n", stderr)
     assert match, stderr

@@ -333,6 +333,30 @@ def demo(
     typer.echo(output.matches_text(result.matches))
 
 
+#: Modules of the ``web`` extra: without one of them, ``serve`` says how to install it.
+WEB_EXTRA_MODULES = frozenset({"fastapi", "starlette", "uvicorn", "multipart", "python_multipart"})
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve a read-only web page: search by image, duplicates, diffs and info."""
+    try:
+        from . import web
+    except ModuleNotFoundError as error:
+        if error.name not in WEB_EXTRA_MODULES:
+            raise
+        typer.echo("nearindex: serve needs the web extra: pip install 'nearindex[web]'", err=True)
+        raise typer.Exit(1) from None
+    application = _run(lambda: web.create_app(_State.database))
+    typer.echo(f"nearindex: serving {_State.database} read-only at http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    web.run(application, host=host, port=port)
+
+
 def main() -> None:
     """Entry point of the ``nearindex`` console script."""
     app()

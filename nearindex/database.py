@@ -479,7 +479,9 @@ class Database:
         counts = self._catalog.counts()
         estimate = len(WINDOWS) * (counts["contents"] - counts["flat"])
         if (kind or vectors.choose_index_kind(estimate)) == "compressed":
-            self._index = VectorIndex.compressed(self.settings.dimension, self._training_sample(estimate))
+            sample = self._training_sample(estimate)
+            lists = vectors.list_count(estimate)
+            self._index = VectorIndex.compressed(self.settings.dimension, sample, lists=lists)
         else:
             self._index = VectorIndex.empty(self.settings.dimension)
         for rows in self._catalog.iter_descriptors():
@@ -489,7 +491,7 @@ class Database:
 
     def _training_sample(self, estimate: int) -> npt.NDArray[np.float32]:
         """Vectors of evenly spread contents, enough to train a compressed index of ``estimate`` vectors."""
-        wanted = min(vectors.TRAINING_PER_LIST * vectors.list_count(estimate), vectors.MAX_TRAINING)
+        wanted = vectors.training_size(estimate)
         step = max(1, estimate // max(wanted, 1))
         picked = [
             self._vectors_of(cid, blob)[1]

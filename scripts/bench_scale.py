@@ -34,8 +34,8 @@ For each scale (``--sizes``), two indexes are built from the same chunks in one
 pass (generation time excluded): the exact flat index (``VectorIndex.empty``, the
 recall ceiling; only up to ``--flat-max`` images, it needs 1 KB per vector) and
 the compressed one (``VectorIndex.compressed`` trained on a sample of the first
-chunks' vectors, as many as the product's database takes: ``TRAINING_PER_LIST``
-per list of ``list_count(vectors)``, at most ``MAX_TRAINING``; then filled). From
+chunks' vectors, as many as the product's database takes (``training_size``), with
+``list_count`` of the vectors it will hold, as the database does; then filled). From
 ``--disk-from`` images on, the compressed index is saved and memory-mapped back
 (``VectorIndex.load(path, mmap=True)``). Measured, per index:
 
@@ -44,7 +44,8 @@ per list of ``list_count(vectors)``, at most ``MAX_TRAINING``; then filled). Fro
 * query latency: one query = its 8 window vectors and their 8 mirrored ones in
   one ``search`` with k = 30, then the product's candidate list (the best 30
   contents by best inner product, plus the first 3 contents of each vector);
-  p50 and p99 over all queries (flat: over ``--flat-queries``). The full
+  p50 and p99 over all queries (flat: over ``--flat-queries``; FAISS computes
+  fewer than 20 query vectors without BLAS, as a user's single query would). The full
   pipeline adds candidates x the per-candidate rescore cost measured on real
   thumbnails: an *estimate*, labelled so;
 * candidate recall@10: of the 10 best contents by exact coarse (a query's 8
@@ -59,10 +60,12 @@ per list of ``list_count(vectors)``, at most ``MAX_TRAINING``; then filled). Fro
   ``BATCH_CONTENTS`` contents, over all contents in slices of
   ``PAIR_SLICE`` contents (pairs found from both sides are merged afterwards);
   seconds (chunk generation excluded), candidate pairs, the share of planted
-  pairs found (and the share whose exact coarse reaches the minimum: the best
-  any index can do), and candidate pairs x the measured per-pair rescore cost as
-  the *estimated* rescoring time. The flat index answers a sample of
-  ``--pair-sample`` planted pairs (both members queried); its time is
+  pairs found (and the share whose exact coarse reaches the minimum, ignoring
+  the neighbour limit), and candidate pairs x the measured per-pair rescore cost
+  as the *estimated* rescoring time. ``--pair-contents N`` queries only the
+  first chunks' N contents and extrapolates (at 10^6, 25,000 take ~9 minutes
+  with the index of this writing; all would take hours). The flat index answers
+  a sample of ``--pair-sample`` planted pairs (both members queried); its time is
   extrapolated to all contents.
 
 Peers, once per run: the motivating case's brute force (``peers.brute_blur``: a
@@ -75,7 +78,7 @@ each time, as ``query`` does) and per pair of ``duplicates`` (sides prepared onc
 
 Usage:
     python scripts/bench_scale.py [--quick] [--sizes 100000,1000000] [--ten-million]
-        [--queries N] [--exact-queries N] [--flat-queries N] [--pair-sample N]
+        [--queries N] [--exact-queries N] [--flat-queries N] [--pair-sample N] [--pair-contents N]
         [--flat-max N] [--disk-from N] [--scratch DIR] [--corpus DIR] [--json OUT]
 """
 
@@ -340,7 +343,7 @@ class Built:
 
 def training_sample(synthesis: Synthesis, size: int) -> np.ndarray:
     """Training vectors, as many as the product's database takes: a seeded sample of the first chunks' vectors."""
-    wanted = min(vectors.TRAINING_PER_LIST * vectors.list_count(size * WINDOW_COUNT), vectors.MAX_TRAINING)
+    wanted = vectors.training_size(size * WINDOW_COUNT)
     wanted = min(wanted, size * WINDOW_COUNT)
     chunks = math.ceil(wanted / WINDOW_COUNT / CHUNK)
     pool = np.concatenate([flat_rows(chunk.vectors) for chunk in synthesis.chunks(size, 0, chunks)])
@@ -400,7 +403,7 @@ def build(synthesis: Synthesis, size: int, args: argparse.Namespace) -> Built:
     seconds = {"train": 0.0, "add_compressed": 0.0, "add_flat": 0.0, "generate": 0.0}
     training = training_sample(synthesis, size)
     started = time.perf_counter()
-    compressed = VectorIndex.compressed(DIMENSION, training)
+    compressed = VectorIndex.compressed(DIMENSION, training, lists=vectors.list_count(size * WINDOW_COUNT))
     seconds["train"] = time.perf_counter() - started
     del training
     flat = VectorIndex.empty(DIMENSION) if size <= args.flat_max else None
@@ -986,7 +989,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--pair-sample", type=int, help="planted pairs the flat index's duplicates run on (default 250)"
     )
-    parser.add_argument("--pair-contents", type=int, help="contents whose duplicates are searched (default all)")
+    parser.add_argument(
+        "--pair-contents", type=int, help="contents whose duplicates are searched, the rest extrapolated (default all)"
+    )
     parser.add_argument("--flat-max", type=int, default=2_000_000, help="largest scale with a flat index (8 KB/image)")
     parser.add_argument("--disk-from", type=int, default=5_000_000, help="scales from here memory-map the index")
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()), help="where index files go")

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from .database import WINDOW_SLOTS, Database
 from .features import descriptor_from_thumbnail
-from .search import PairScorer
+from .search import PairScorer, relation_of, score_pair
 
 #: Neighbours (vectors) per query vector looked at by ``find_duplicates``.
 DUPLICATE_NEIGHBOURS = 32
@@ -49,10 +49,15 @@ class DuplicateGroup:
         paths: The files, sorted.
         score: The lowest rescored score between two members (1.0 when all
             are byte-identical copies).
+        edited: The members that differ locally from the group's reference
+            image (the largest; among equals the oldest file) although the
+            rest matches (a pasted patch, a caption: the "faked" case;
+            ``Relation.edited``), sorted.
     """
 
     paths: tuple[str, ...]
     score: float
+    edited: tuple[str, ...] = ()
 
 
 def find_duplicates(database: Database, *, min_score: float | None = None) -> list[DuplicateGroup]:
@@ -83,7 +88,11 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
         for clique in _split_chain(component, inside, scorer, threshold)
     ]
     paths = database.paths_of([cid for group, _ in groups for cid in group])
-    result = [_make_group(group, inside, paths) for group, inside in groups]
+    first_seen = _oldest_mtimes(database) if groups else {}
+    result = [
+        _make_group(group, inside, paths, _edited_members(group, scorer, threshold, first_seen))
+        for group, inside in groups
+    ]
     grouped = {p for g in result for p in g.paths}
     for copies in database.exact_copy_groups():
         if not grouped.intersection(copies):
@@ -226,7 +235,42 @@ def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: Pai
     return edges[pair]
 
 
-def _make_group(members: list[int], edges: dict[tuple[int, int], float], paths: dict[int, list[str]]) -> DuplicateGroup:
-    """A group's paths and its lowest pairwise score (of every pair, unless the group was too large to split)."""
+def _oldest_mtimes(database: Database) -> dict[int, int]:
+    """Each content's oldest file modification time (ns)."""
+    oldest: dict[int, int] = {}
+    for state in database.file_states().values():
+        oldest[state.content_id] = min(state.mtime_ns, oldest.get(state.content_id, state.mtime_ns))
+    return oldest
+
+
+def _edited_members(members: list[int], scorer: PairScorer, threshold: float, first_seen: dict[int, int]) -> list[int]:
+    """Members whose relation to the group's reference says ``edited`` (an ECC alignment each).
+
+    The reference is the member with the most pixels and, among equals, the
+    oldest file: an edit rarely adds pixels and usually comes later.
+    """
+    if len(members) > CHAIN_SPLIT_LIMIT:
+        return []
+
+    def rank(cid: int) -> tuple[int, int, int]:
+        width, height = scorer.side(cid).size
+        return width * height, -first_seen.get(cid, 0), -cid
+
+    largest = max(members, key=rank)
+    reference = scorer.side(largest)
+    edited = []
+    for member in members:
+        if member != largest:
+            side = scorer.side(member)
+            if relation_of(reference, side, score_pair(reference, side), threshold).edited:
+                edited.append(member)
+    return edited
+
+
+def _make_group(
+    members: list[int], edges: dict[tuple[int, int], float], paths: dict[int, list[str]], edited: list[int]
+) -> DuplicateGroup:
+    """A group's paths, edited paths and lowest pairwise score (of every pair, unless too large to split)."""
     all_paths = tuple(sorted(p for cid in members for p in paths.get(cid, [])))
-    return DuplicateGroup(all_paths, float(min(edges.values())))
+    edited_paths = tuple(sorted(p for cid in edited for p in paths.get(cid, [])))
+    return DuplicateGroup(all_paths, float(min(edges.values())), edited_paths)

@@ -129,7 +129,8 @@ def groups_text(groups: Sequence[DuplicateGroup]) -> str:
     if not groups:
         return "no duplicate groups"
     blocks = [
-        f"group {n}: {len(g.paths)} images, score {g.score:.3f}\n" + "\n".join(f"  {p}" for p in g.paths)
+        f"group {n}: {len(g.paths)} images, score {g.score:.3f}\n"
+        + "\n".join(f"  {p}" + ("  (edited)" if p in g.edited else "") for p in g.paths)
         for n, g in enumerate(groups, 1)
     ]
     return "\n".join(blocks)
@@ -137,7 +138,7 @@ def groups_text(groups: Sequence[DuplicateGroup]) -> str:
 
 def groups_json(groups: Sequence[DuplicateGroup]) -> dict[str, Any]:
     """Duplicate groups as a JSON-ready dict."""
-    return {"groups": [{"paths": list(g.paths), "score": g.score} for g in groups]}
+    return {"groups": [{"paths": list(g.paths), "score": g.score, "edited": list(g.edited)} for g in groups]}
 
 
 def info_text(info: Info) -> str:

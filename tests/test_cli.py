@@ -315,7 +315,7 @@ def test_duplicates_json_groups_stay_within_one_family(stored: Stored) -> None:
     assert groups
     known = families(stored.collection)
     for group in groups:
-        assert set(group) == {"paths", "score"}
+        assert set(group) == {"paths", "score", "edited"} and set(group["edited"]) <= set(group["paths"])
         assert isinstance(group["score"], float) and len(group["paths"]) >= 2
         assert any(set(group["paths"]) <= family for family in known), group["paths"]
     for seed, edits in stored.collection.edits.items():

@@ -147,3 +147,13 @@ def test_a_chain_of_near_pairs_is_split_into_groups_whose_every_pair_matches(
             for b in group.paths:
                 if a < b:
                     assert nearindex.compare(a, b).score >= threshold
+
+
+def test_duplicates_flag_the_locally_edited_members(filled: nearindex.NearIndex, collection: Collection) -> None:
+    groups = filled.duplicates()
+    captions = {str(edits["caption"]) for edits in collection.edits.values()}
+    reencoded = {str(edits[name]) for edits in collection.edits.values() for name in ("jpeg30", "half", "gamma")}
+    grouped_captions = captions & {p for g in groups for p in g.paths}
+    assert grouped_captions and all(any(p in g.edited for g in groups) for p in grouped_captions)
+    assert not reencoded & {p for g in groups for p in g.edited}
+    assert all(set(g.edited) <= set(g.paths) for g in groups)

@@ -171,6 +171,9 @@ function groupBlock(group, n) {
   const [first] = group.paths;
   const members = group.paths.map((path) => {
     const card = element("div", { class: "member" }, thumbnail(path), element("div", { class: "path" }, path));
+    if ((group.edited || []).includes(path)) {
+      card.append(element("span", { class: "badge edited", title: "differs locally from the group's largest image" }, "edited"));
+    }
     if (path !== first) card.append(element("a", { href: diffHash(first, path), class: "diff-link" }, "diff with the first"));
     return card;
   });

@@ -328,6 +328,10 @@ class Database:
         if self._index_stale or self._index.outgrown():
             self._generation = self._catalog.generation()
             self._rebuild_index()
+        self._write_index()
+
+    def _write_index(self) -> None:
+        """Write the in-memory index as the current generation's file and drop older ones."""
         target = vectors.index_file(self.directory, self._generation)
         with self._translated("cannot write the vector index"):
             self._index.save(target)
@@ -355,7 +359,7 @@ class Database:
         except ValueError as error:
             self._rebuild_index()
             raise DatabaseError(self.directory, f"cannot build a {kind} index ({error})") from None
-        self.save_index()
+        self._write_index()  # as asked, even a flat index past COMPRESS_ABOVE (until the next write)
 
     # -- consistency ---------------------------------------------------------
     def check(self, *, repair: bool = False) -> CheckReport:

@@ -61,6 +61,7 @@ def test_an_index_is_compressed_by_itself_once_it_grows_past_the_limit(
     database.add(collection.root, workers=0)
     info = database.info()
     assert info.vectors > 260 and "IVF" in info.index_kind
+    assert "Flat" in database.reindex("flat").index_kind  # as asked, until the next write
 
 
 def test_too_few_vectors_to_compress_is_one_line_and_changes_nothing(db_path: Path, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ MAX_UPLOAD_BYTES = 30 * 1024 * 1024
 THUMB_SIDE, MAX_THUMB_SIDE = 256, 1024
 #: Most results a query may ask for.
 MAX_RESULTS = 100
-STATIC = Path(__file__).resolve().parent / "web" / "static"
+STATIC = Path(__file__).resolve().parent / "static"
 _Scope = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]

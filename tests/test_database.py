@@ -522,3 +522,19 @@ def test_queries_from_another_process_keep_working_while_add_runs(
     assert answered >= 2 and out.startswith("60 added")
     with nearindex.open(closed_db, read_only=True) as reader:
         assert reader.info().images == len(images.all_files) + 60 and reader.check().ok
+
+
+def test_a_database_made_before_ranked_cells_keeps_plain_cells(db_path: Path, collection: Collection) -> None:
+    with nearindex.open(db_path) as database:
+        database.add(collection.root, workers=0)
+    with sqlite3.connect(db_path / "catalog.sqlite3") as connection:  # as an older nearindex left it
+        assert connection.execute("DELETE FROM state WHERE key = 'settings.ranked_cells'").rowcount == 1
+    with nearindex.open(db_path) as database:
+        raw = database._database  # the settings the stored vectors were made with
+        assert raw.settings.ranked_cells is False
+        found = database.query(collection.originals[1], k=1)[0]
+        assert found.path == str(collection.originals[1]) and found.coarse == 1.0
+    fresh = db_path.parent / "fresh"
+    with nearindex.open(fresh) as database:
+        database.add(collection.originals[1], workers=0)
+        assert database._database.settings.ranked_cells is True

@@ -533,11 +533,16 @@ def test_progress_bar_goes_to_a_terminal_stderr_never_to_piped_stdout(stored: St
     assert "describing" in terminal
 
 
+#: Images in the Ctrl-C test: two and a half commit batches.
+COUNT_PAST_ONE_BATCH = 640
+
+
 def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
     images = tmp_path / "many"
     images.mkdir()
-    for seed in range(150):
-        synthetic.write_image(images / f"s{seed:03d}.jpg", synthetic.make_scene(seed, width=320, height=240))
+    # More files than one commit batch (ingest.BATCH_ITEMS), so the first commit comes mid-run.
+    for seed in range(COUNT_PAST_ONE_BATCH):
+        synthetic.write_image(images / f"s{seed:03d}.jpg", synthetic.make_scene(seed, width=160, height=120))
     db = tmp_path / "db"
     argv = [sys.executable, "-m", "nearindex", "--db", str(db), "add", str(images), "--workers", "1"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -548,7 +553,7 @@ def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
         pytest.skip("the add finished before it could be interrupted")
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    if process.returncode == 0 and stdout.startswith("150 added"):
+    if process.returncode == 0 and stdout.startswith(f"{COUNT_PAST_ONE_BATCH} added"):
         pytest.skip("the add finished before the interrupt arrived (a loaded machine)")
     assert process.returncode == 130
     match = re.fullmatch(r"nearindex: interrupted; committed (\d+) added, .* failed\n", stderr)
@@ -556,7 +561,7 @@ def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
     committed = int(match.group(1))
     rerun = subprocess.run([*argv[:-2], "--workers", "0"], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0
-    assert rerun.stdout.startswith(f"{150 - committed} added, 0 updated, {committed} unchanged")
+    assert rerun.stdout.startswith(f"{COUNT_PAST_ONE_BATCH - committed} added, 0 updated, {committed} unchanged")
 
 
 def _stored_files(db: Path) -> int:

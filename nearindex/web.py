@@ -23,7 +23,7 @@ import base64
 import os
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, MutableMapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import api, output
-from .database import Database
+from .database import CATALOG_NAME, Database
 from .difference import load_for_diff
 from .errors import DatabaseError, DatabaseLockedError, ImageError, NearIndexError
 from .synthetic import write_image
@@ -68,6 +68,8 @@ class _Reader:
         self._lock = threading.Lock()
         self._database = Database.open(directory, writable=False, create=False)
         self._stamp = self._current_stamp()
+        self._remembered: dict[Hashable, Any] = {}
+        self._remembered_stamp = self._catalog_stamp()
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamp = []
@@ -76,6 +78,15 @@ class _Reader:
                 with suppress(FileNotFoundError):  # a writer replaced it meanwhile: the next request sees it
                     info = os.stat(self.directory / name)
                     stamp.append((name, info.st_mtime_ns, info.st_size))
+        return tuple(stamp)
+
+    def _catalog_stamp(self) -> tuple[tuple[int, int], ...]:
+        """Modification time and size of the catalog and its write-ahead log: they change with every write."""
+        stamp = []
+        for name in (CATALOG_NAME, CATALOG_NAME + "-wal"):
+            with suppress(FileNotFoundError):
+                info = os.stat(self.directory / name)
+                stamp.append((info.st_mtime_ns, info.st_size))
         return tuple(stamp)
 
     @contextmanager
@@ -88,6 +99,15 @@ class _Reader:
                 self._database = Database.open(self.directory, writable=False, create=False)
                 self._stamp = stamp
             yield self._database
+
+    def remembered(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s answer, kept until the catalog changes (call inside ``opened``)."""
+        catalog = self._catalog_stamp()
+        if catalog != self._remembered_stamp:
+            self._remembered, self._remembered_stamp = {}, catalog
+        if key not in self._remembered:
+            self._remembered[key] = compute()
+        return self._remembered[key]
 
     def close(self) -> None:
         """Release the database."""
@@ -265,7 +285,10 @@ def _add_api(app: FastAPI, reader: _Reader, limit: int) -> None:
     @app.get("/api/duplicates")
     def duplicates(min_score: Annotated[float | None, Query(ge=0.0, le=1.0)] = None) -> dict[str, Any]:
         with reader.opened() as database:
-            return output.groups_json(api.NearIndex(database).duplicates(min_score=min_score))
+            # All groups rescore every near pair: worth computing once per version of the database.
+            find = api.NearIndex(database).duplicates
+            groups = reader.remembered(("duplicates", min_score), lambda: find(min_score=min_score))
+            return output.groups_json(groups)
 
     @app.get("/api/diff")
     def diff(a: str, b: str) -> dict[str, Any]:

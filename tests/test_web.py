@@ -252,8 +252,14 @@ def test_nothing_is_written_to_the_collection_or_the_database(
 def test_the_server_takes_no_lock_and_sees_what_a_later_add_stores(served: Served, tmp_path: Path) -> None:
     extra = served.collection.root / "added-later.jpg"
     synthetic.write_image(extra, synthetic.make_scene(FAKED_SEED))
+
+    def grouped() -> set[str]:
+        return {p for group in served.client.get("/api/duplicates").json()["groups"] for p in group["paths"]}
+
+    assert str(extra) not in grouped()  # and the groups are now remembered by the server
     with nearindex.open(served.db_path, lock_timeout=0) as writer:  # fails at once if the server held the lock
         writer.add(extra, workers=0)
+    assert str(extra) in grouped()  # a copy of a stored image: the remembered groups were dropped
     document = served.client.post("/api/query", params={"k": 2}, files=upload(served.faked)).json()
     assert {r["path"] for r in document["results"]} == {str(extra), str(served.collection.originals[FAKED_SEED])}
     assert served.client.get("/image", params={"path": str(extra)}).status_code == 200

@@ -545,7 +545,10 @@ def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
         synthetic.write_image(images / f"s{seed:03d}.jpg", synthetic.make_scene(seed, width=160, height=120))
     db = tmp_path / "db"
     argv = [sys.executable, "-m", "nearindex", "--db", str(db), "add", str(images), "--workers", "1"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_sigint,  # a background launcher (nohup, `cmd &`) leaves SIGINT ignored
+    )  # fmt: skip
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline and _stored_files(db) == 0:
         time.sleep(0.05)
@@ -562,6 +565,10 @@ def test_ctrl_c_keeps_committed_work_and_exits_130(tmp_path: Path) -> None:
     rerun = subprocess.run([*argv[:-2], "--workers", "0"], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0
     assert rerun.stdout.startswith(f"{COUNT_PAST_ONE_BATCH - committed} added, 0 updated, {committed} unchanged")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stored_files(db: Path) -> int:

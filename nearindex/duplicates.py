@@ -63,9 +63,9 @@ class DuplicateGroup:
 def find_duplicates(database: Database, *, min_score: float | None = None) -> list[DuplicateGroup]:
     """All groups of near-duplicate images in the database, largest first.
 
-    Each stored content's window vectors (and its mirror image's) fetch
-    ``DUPLICATE_NEIGHBOURS`` neighbours each; neighbours with a coarse
-    correlation of at least ``DUPLICATE_MIN_COARSE`` are rescored, pairs
+    Each stored content's whole-image vector (and its mirror image's) fetch
+    ``DUPLICATE_NEIGHBOURS`` window vectors each (``vector_pairs``); contents
+    with a coarse correlation of at least ``DUPLICATE_MIN_COARSE`` are rescored, pairs
     scoring at least ``min_score`` are joined with union-find, and
     byte-identical copies are always joined. A chain of near pairs (A~B, B~C,
     C~D with A and D unrelated) is then split so that every pair inside a

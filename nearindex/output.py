@@ -118,10 +118,7 @@ def _box(box: tuple[int, int, int, int]) -> str:
 
 def difference_json(result: Difference) -> dict[str, Any]:
     """A diff as a JSON-ready dict: transform (B's pixels to A's), overlaps in %, score, regions."""
-    document = asdict(result)
-    document["transform"] = [list(row) for row in result.transform]
-    document["regions"] = [{"box_a": list(r.box_a), "box_b": list(r.box_b), "score": r.score} for r in result.regions]
-    return document
+    return asdict(result)
 
 
 def groups_text(groups: Sequence[DuplicateGroup]) -> str:

@@ -581,14 +581,30 @@ def write_image(path: str | os.PathLike[str], image: Image, *, quality: int = 92
         ValueError: If the suffix is unknown or encoding fails (nothing is written).
         OSError: If the file cannot be written.
     """
+    data = encode_image(image, Path(path).suffix, quality=quality, name=os.fspath(path))
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def encode_image(image: Image, suffix: str, *, quality: int = 92, name: str = "image") -> bytes:
+    """``image`` encoded in the format of a file suffix (.jpg .png .webp ...), as bytes.
+
+    Args:
+        image: BGR uint8 image.
+        suffix: The format, as a file name suffix (any case).
+        quality: JPEG or WebP quality, 1-100; ignored by lossless formats.
+        name: What the error message calls the image.
+
+    Raises:
+        ValueError: If the suffix is unknown or encoding fails.
+    """
     _check_image(image)
     _check_range("quality", quality, 1, 100)
-    suffix = Path(path).suffix.lower()
+    suffix = suffix.lower()
     ok, data = cv2.imencode(suffix, image, _encode_params(suffix, quality))
     if not ok:
-        raise ValueError(f"{os.fspath(path)}: OpenCV could not encode {suffix}")
-    with open(path, "wb") as handle:
-        handle.write(data.tobytes())
+        raise ValueError(f"{name}: OpenCV could not encode {suffix}")
+    return bytes(data.tobytes())
 
 
 def apply_edit(image: Image, name: str, *, donor: Image, seed: int = 0) -> Image:

@@ -28,8 +28,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
-import numpy.typing as npt
 import uvicorn
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -39,9 +37,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import api, output
 from .database import CATALOG_NAME, Database
-from .difference import load_for_diff
 from .errors import DatabaseError, DatabaseLockedError, ImageError, NearIndexError
-from .synthetic import write_image
+from .intake import load_for_editing
+from .settings import Settings
+from .synthetic import encode_image
 
 #: Largest accepted request body (an upload), bytes.
 MAX_UPLOAD_BYTES = 30 * 1024 * 1024
@@ -142,25 +141,13 @@ def _is_stored(database: Database, path: str) -> bool:
     return path in database.paths_under(path)
 
 
-def thumbnail_jpeg(path: str, *, side: int, max_pixels: int) -> bytes:
-    """A grey JPEG of an image file, its long side at most ``side`` pixels (block averages).
+def thumbnail_jpeg(path: str, *, side: int, settings: Settings) -> bytes:
+    """A grey JPEG of an image file, its long side at most ``side`` pixels.
 
     Raises:
         ImageError: If the file cannot be read or decoded.
     """
-    gray = load_for_diff(path, max_pixels=max_pixels)
-    step = max(1, -(-max(gray.shape) // side))
-    height, width = gray.shape[0] // step * step, gray.shape[1] // step * step
-    blocks = gray[:height, :width].reshape(height // step, step, width // step, step).mean(axis=(1, 3))
-    small = np.rint(blocks).astype(np.uint8)
-    return _encoded(np.ascontiguousarray(np.repeat(small[:, :, None], 3, axis=2)), ".jpg")
-
-
-def _encoded(picture: npt.NDArray[np.uint8], suffix: str) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="nearindex-web-") as folder:
-        target = Path(folder) / f"picture{suffix}"
-        write_image(target, picture, quality=85)
-        return target.read_bytes()
+    return encode_image(load_for_editing(path, long_side=side, settings=settings), ".jpg", quality=85)
 
 
 def diff_files(a: str, b: str) -> tuple[dict[str, Any], bytes]:
@@ -316,8 +303,8 @@ def _add_pages(app: FastAPI, reader: _Reader) -> None:
     @app.get("/image")
     def image(path: str, side: Annotated[int, Query(ge=16, le=MAX_THUMB_SIDE)] = THUMB_SIDE) -> Response:
         with reader.opened() as database:
-            stored, max_pixels = stored_path(database, path), database.settings.max_pixels
-        data = thumbnail_jpeg(stored, side=side, max_pixels=max_pixels)
+            stored, settings = stored_path(database, path), database.settings
+        data = thumbnail_jpeg(stored, side=side, settings=settings)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
 
     @app.get("/", include_in_schema=False)

@@ -387,7 +387,7 @@ class Database:
     def _find_problems(self) -> list[str]:
         problems = []
         generation = self._catalog.generation()
-        on_disk = _load_index_file(self.directory, generation, self.settings.dimension)
+        on_disk = _load_index_file(self.directory, generation, self.settings.dimension, mmap=True)
         if not vectors.index_file(self.directory, generation).exists():
             problems.append(f"no index file for catalog generation {generation}")
         elif on_disk is None:
@@ -467,7 +467,9 @@ class Database:
 
     def _load_index(self) -> None:
         self._generation = self._catalog.generation()
-        loaded = _load_index_file(self.directory, self._generation, self.settings.dimension)
+        # A reader maps the file instead of reading it: a compressed index larger than RAM
+        # still opens, and a writer replacing the file leaves the mapped one intact.
+        loaded = _load_index_file(self.directory, self._generation, self.settings.dimension, mmap=not self.writable)
         if loaded is not None:
             self._index = loaded
             return
@@ -523,13 +525,13 @@ class Database:
             self._index.add(ids, matrix)
 
 
-def _load_index_file(directory: Path, generation: int, dimension: int) -> VectorIndex | None:
-    """The index file of this generation if it exists and fits; else None."""
+def _load_index_file(directory: Path, generation: int, dimension: int, *, mmap: bool = False) -> VectorIndex | None:
+    """The index file of this generation if it exists and fits; else None (``mmap``: see ``VectorIndex.load``)."""
     path = vectors.index_file(directory, generation)
     if not path.exists():
         return None
     try:
-        index = VectorIndex.load(path)
+        index = VectorIndex.load(path, mmap=mmap)
     except RuntimeError:  # FAISS raises RuntimeError for an unreadable file
         return None
     return index if index.dimension == dimension else None

@@ -52,6 +52,8 @@ def test_a_compressed_index_survives_reopening_adding_and_removing(
         assert "IVF" in database.info().index_kind and database.check().ok
         with nearindex.open(db_path) as writer:
             assert "Flat" in writer.reindex("flat").index_kind
+        # The reader maps the compressed file; the writer replaced it, the mapping stays whole.
+        assert database.query(newcomer, k=1)[0].path == str(newcomer)
 
 
 def test_an_index_is_compressed_by_itself_once_it_grows_past_the_limit(

@@ -1,0 +1,100 @@
+"""Scoring outside the most disagreeing region: a pasted patch no longer sinks a copy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from nearindex import synthetic
+from nearindex.exclusion import CELLS, MAX_EXCLUDED_SHARE, correlation_outside_region, rectangles
+from nearindex.features import describe
+from nearindex.rescore import Prepared, align_into, prepare, rescore
+
+
+def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:
+    description = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255)
+    return prepare(description.thumbnail), description.descriptor
+
+
+def score(first: np.ndarray, second: np.ndarray) -> float:
+    (a, va), (b, vb) = prepared(first), prepared(second)
+    return rescore(a, b, coarse=float(np.dot(va, vb))).score
+
+
+def soft(seed: int) -> np.ndarray:
+    """A low-contrast scene: what a pasted high-contrast patch outweighs."""
+    scene = synthetic.make_scene(seed).astype(np.float32)
+    return np.asarray(np.clip(128 + 0.35 * (scene - scene.mean()), 0, 255), np.uint8)
+
+
+def pasted_across_blocks(image: np.ndarray, donor: np.ndarray, area: float = 0.15) -> np.ndarray:
+    """``image`` with a patch of ``donor`` over ``area`` of it, from 27 % of each side.
+
+    The rescorer's template is the central 80 %, cut into 4x4 blocks at 10, 30,
+    50 and 70 % of each side: this patch reaches into nine of the sixteen.
+    """
+    height, width = image.shape[:2]
+    patch_h, patch_w = round(height * area**0.5), round(width * area**0.5)
+    top, left = round(0.27 * height), round(0.27 * width)
+    out = image.copy()
+    out[top : top + patch_h, left : left + patch_w] = cv2.resize(donor, (patch_w, patch_h))
+    return out
+
+
+def chessboard(squares: int = 4, side: int = 240) -> np.ndarray:
+    """Black and white squares: a patch whose contrast outweighs a soft picture's."""
+    cells = (np.indices((squares, squares)).sum(axis=0) % 2).astype(np.uint8) * 255
+    board = cv2.resize(cells, (side, side), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(np.repeat(board[:, :, None], 3, axis=2))
+
+
+@pytest.fixture(scope="module")
+def unrelated_scores() -> list[float]:
+    scenes = [soft(seed) for seed in range(60, 68)] + [synthetic.make_scene(seed) for seed in range(70, 76)]
+    return [score(a, b) for i, a in enumerate(scenes) for b in scenes[i + 1 :]]
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_copy_with_a_pasted_patch_scores_above_every_unrelated_pair(seed: int, unrelated_scores: list[float]) -> None:
+    original = soft(seed)
+    fake = pasted_across_blocks(original, chessboard(3 + seed % 3))
+    assert score(fake, original) > max(unrelated_scores)
+
+
+def test_leaving_the_patch_out_is_what_recovers_the_copy() -> None:
+    original = soft(6)
+    (fake, _), (source, _) = prepared(pasted_across_blocks(original, chessboard(4))), prepared(original)
+    blocks_only, _ = align_into(fake, source, exclusion=False)
+    with_exclusion, _ = align_into(fake, source)
+    assert with_exclusion > blocks_only + 0.1
+
+
+def test_identical_planes_correlate_fully_and_unrelated_ones_do_not() -> None:
+    (a, _), (b, _) = prepared(synthetic.make_scene(7)), prepared(synthetic.make_scene(8))
+    same = correlation_outside_region((a.bandpass, a.bandpass), (a.plain, a.plain))
+    other = correlation_outside_region((a.bandpass, b.bandpass), (a.plain, b.plain))
+    assert same == pytest.approx(1.0, abs=1e-6)
+    assert other < 0.8
+
+
+def test_a_pasted_region_is_left_out_but_a_whole_different_image_is_not() -> None:
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.random((48, 64), dtype=np.float32), (0, 0), 2.0)
+    patched = base.copy()
+    patched[12:30, 20:44] = rng.random((18, 24), dtype=np.float32)
+    other = cv2.GaussianBlur(rng.random((48, 64), dtype=np.float32), (0, 0), 2.0)
+    assert correlation_outside_region((base, patched), (base, patched)) > 0.95
+    assert correlation_outside_region((base, other), (base, other)) < 0.5
+
+
+def test_no_rectangle_leaves_out_more_than_its_share() -> None:
+    found = rectangles()
+    areas = (found[:, 1] - found[:, 0]) * (found[:, 3] - found[:, 2])
+    assert areas.max() <= MAX_EXCLUDED_SHARE * CELLS * CELLS
+    assert areas.min() == 1
+
+
+def test_images_smaller_than_the_grid_score_minus_one() -> None:
+    tiny = np.ones((CELLS - 1, 20), np.float32)
+    assert correlation_outside_region((tiny, tiny), (tiny, tiny)) == -1.0

@@ -15,7 +15,9 @@ The settings and the known content hashes go to the workers once
 its tasks to other workers; a batch that kills workers again and again ends
 in ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths):
 its files are then sent one task each, and a file that kills workers on its
-own is reported as that file's failure, as the local pool does.
+own is reported as that file's failure, as the local pool does. A worker that
+cannot import nearindex fails the run (``ClusterError``) after what was
+described so far is committed.
 
 Dask is optional (the ``dist`` extra): this module imports it only when used.
 """
@@ -182,6 +184,11 @@ class _Run:
             results, seconds = future.result()
         except self._distributed.KilledWorker:
             return self._one_by_one(batch) if len(batch) > 1 else [crashed(batch[0].path)]
+        except ImportError as error:  # a worker without nearindex (or its extras) fails every task alike
+            address = self._client.scheduler.address
+            raise ClusterError(
+                address, f"a worker cannot import {error.name or error} (install nearindex there)"
+            ) from error
         except Exception as error:  # the task never ran to its end: its files fail, the run goes on
             return [Failed(f.path, f"cluster task failed ({type(error).__name__}: {error})", True) for f in batch]
         self._sizer.record(len(batch), seconds)

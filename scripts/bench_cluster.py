@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Ingest speed on a Dask cluster beside one process and the local process pool.
+
+On the same files (a generated set of JPEG and PNG files of mixed sizes, cached under
+``~/.cache/nearindex-bench``, or ``--folder``), each method adds them into a fresh
+database, end to end as ``add`` does it (walk, describe, commits, index save):
+
+* single process: ``workers=0``;
+* process pool: ``workers=N`` (the local ``spawn`` pool, start-up included);
+* Dask: a ``LocalCluster`` of N single-threaded worker processes, through
+  ``add(client=...)``; the cluster is started before the clock starts (a user's
+  cluster is already running) and its start-up is reported apart.
+
+It also measures a Dask task's overhead two ways: the round trip of one no-op task
+(submit, wait for its result), and the extra time of the cluster run over the pool run
+divided by the number of batch tasks the run submitted (counted from Dask's task stream);
+and the writer's own rate (seconds spent in the database's writes and the index save
+during the single-process run). From these it prints an *extrapolation* (not a
+measurement) for N workers: describing scales with workers while the single writer
+does not, so images/s ~ min(N x measured rate per Dask worker, writer rate).
+
+Usage:
+    python scripts/bench_cluster.py [--files 2000] [--workers 2] [--folder DIR] [--quick] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from distributed import Client, LocalCluster, get_task_stream
+
+from nearindex import ingest, synthetic
+from nearindex.database import Database
+
+CACHE = Path.home() / ".cache" / "nearindex-bench"
+SEED = 20261126
+#: Long sides of the generated files (pixels, log-uniform) and the share of PNG files.
+LONG_SIDES, PNG_SHARE = (320, 2400), 0.15
+EXTRAPOLATE = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass
+class Run:
+    """One method's add over the file set."""
+
+    method: str
+    images: int
+    seconds: float
+    tasks: int = 0
+    write_seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Images per second."""
+        return self.images / self.seconds
+
+
+# -- the file set --------------------------------------------------------------------------------
+def write_one(folder: str, index: int) -> None:
+    """One seeded file: a scene or a texture, resized to a random size, JPEG or PNG."""
+    rng = np.random.default_rng(SEED + index)
+    long_side = int(np.exp(rng.uniform(*np.log(LONG_SIDES))))
+    short_side = round(long_side / rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9]))
+    width, height = (long_side, short_side) if rng.random() < 0.75 else (short_side, long_side)
+    make = synthetic.make_texture if index % 3 == 2 else synthetic.make_scene
+    base = make(SEED + index, width=1024, height=768)
+    image = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
+    suffix = ".png" if rng.random() < PNG_SHARE else ".jpg"
+    (Path(folder) / f"c{index:05d}{suffix}").write_bytes(synthetic.encode_image(image, suffix, quality=85))
+
+
+def ensure_files(count: int, workers: int) -> Path:
+    """The generated set, written once in a pool and reused."""
+    folder = CACHE / f"cluster-v1-{count}"
+    marker = folder.with_suffix(".complete")
+    if not marker.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(partial(write_one, str(folder)), range(count), chunksize=16))
+        marker.write_text(f"{count} files\n")
+        print(f"generated {count} files in {folder} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return folder
+
+
+def warm(folder: Path) -> tuple[int, float]:
+    """Read every file once (page cache); the number of files and megabytes."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return len(files), sum(len(p.read_bytes()) for p in files) / 1e6
+
+
+# -- the runs ------------------------------------------------------------------------------------
+def timed_add(method: str, folder: Path, **options: Any) -> Run:
+    """Add ``folder`` into a fresh database; time it and the database's writes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        database = Database.open(Path(scratch) / "db", writable=True, create=True)
+        writes = [0.0]
+        for name in ("write", "collect_orphans", "save_index_if_changed"):
+            setattr(database, name, _timed(getattr(database, name), writes))
+        started = time.perf_counter()
+        report = ingest.add(database, [folder], **options)
+        seconds = time.perf_counter() - started
+        database.close()
+    if report.failed:
+        raise SystemExit(f"{method}: {len(report.failed)} files failed, e.g. {report.failed[0]}")
+    return Run(method, report.added, seconds, write_seconds=writes[0])
+
+
+def _timed(function: Callable[..., Any], total: list[float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - started
+
+    return wrapper
+
+
+def cluster_add(client: Client, folder: Path) -> Run:
+    """The Dask run, counting the batch tasks it submitted."""
+    with get_task_stream(client) as stream:
+        run = timed_add("Dask LocalCluster", folder, client=client)
+    run.tasks = sum(1 for task in stream.data if "describe_batch" in str(task.get("key", "")))
+    return run
+
+
+def noop() -> None:
+    """A task that does nothing: its round trip is Dask's own cost."""
+
+
+def round_trip_seconds(client: Client, repeats: int = 200) -> float:
+    """Median seconds to submit one no-op task and get its result."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        client.submit(noop, pure=False).result()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+# -- the report ----------------------------------------------------------------------------------
+def print_table(runs: list[Run], start_up: float, round_trip: float, workers: int) -> dict[str, Any]:
+    single, pool, dask = runs
+    print(f"\n{'method':<28}{'images':>8}{'seconds':>10}{'images/s':>10}{'vs single':>11}{'vs pool':>9}")
+    for run in runs:
+        print(
+            f"{run.method:<28}{run.images:>8}{run.seconds:>10.1f}{run.per_second:>10.1f}"
+            f"{run.per_second / single.per_second:>11.2f}{run.per_second / pool.per_second:>9.2f}"
+        )
+    extra = (dask.seconds - pool.seconds) / max(dask.tasks, 1)
+    writer_rate = single.images / max(single.write_seconds, 1e-9)
+    per_worker = dask.per_second / workers
+    print(f"\nLocalCluster start-up (not in the times above): {start_up:.1f} s")
+    print(f"Dask task overhead: no-op round trip {round_trip * 1000:.1f} ms; "
+          f"(Dask run - pool run) / {dask.tasks} batch tasks = {extra * 1000:+.0f} ms per task "
+          f"({dask.images / max(dask.tasks, 1):.0f} images per task)")  # fmt: skip
+    print(f"writer: {single.write_seconds:.1f} s of writes for {single.images} images = {writer_rate:.0f} images/s")
+    print(f"\nEXTRAPOLATED, not measured: N Dask workers ~ min(N x {per_worker:.1f} images/s per worker, "
+          f"writer {writer_rate:.0f} images/s)")  # fmt: skip
+    estimates = {n: min(n * per_worker, writer_rate) for n in EXTRAPOLATE}
+    print("  " + "  ".join(f"N={n}: {rate:.0f}/s" for n, rate in estimates.items()))
+    return {
+        "runs": [asdict(run) | {"per_second": run.per_second} for run in runs],
+        "cluster_start_up_s": start_up, "noop_round_trip_s": round_trip, "extra_s_per_task": extra,
+        "writer_images_per_s": writer_rate, "per_worker_images_per_s": per_worker,
+        "extrapolated_images_per_s": estimates,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=2000, help="generated files (default 2000)")
+    parser.add_argument("--workers", type=int, default=2, help="pool processes and Dask workers (default 2)")
+    parser.add_argument("--folder", type=Path, help="measure these files instead of generated ones")
+    parser.add_argument("--quick", action="store_true", help="300 generated files")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    folder = args.folder or ensure_files(300 if args.quick else args.files, args.workers)
+    files, megabytes = warm(folder)
+    print(f"{files} files, {megabytes:.0f} MB in {folder}; {args.workers} workers", file=sys.stderr)
+    runs = [timed_add("single process (workers=0)", folder, workers=0)]
+    runs.append(timed_add(f"process pool (workers={args.workers})", folder, workers=args.workers))
+    started = time.perf_counter()
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    with cluster, Client(cluster) as client:
+        start_up = time.perf_counter() - started
+        round_trip = round_trip_seconds(client)
+        runs.append(cluster_add(client, folder))
+    document = print_table(runs, start_up, round_trip, args.workers)
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ Dask is optional (the ``dist`` extra): this module imports it only when used.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -90,8 +91,7 @@ def connect(address: str) -> Iterator[Client]:
     cluster = None
     try:
         if address == LOCAL_ADDRESS:
-            cores = len(os.sched_getaffinity(0))
-            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)
+            cluster = _start_local_cluster(distributed)
         client = distributed.Client(cluster if cluster is not None else address)
     except (OSError, TimeoutError, ValueError) as error:
         if cluster is not None:
@@ -103,6 +103,21 @@ def connect(address: str) -> Iterator[Client]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _start_local_cluster(distributed: Any) -> Any:
+    """One single-threaded worker process per core, started with Ctrl-C ignored.
+
+    Ctrl-C reaches the whole process group; as with the local pool, this
+    process alone decides what to do (commit, then close the cluster), and a
+    worker process inherits the ignored signal from its nanny.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cores = len(os.sched_getaffinity(0))
+        return distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def describe_on_cluster(

@@ -131,7 +131,7 @@ def add(
     run_id = database.record_run_start("sync" if forget_missing else "add")
     try:
         seen, to_read = _plan(database, given, tally)
-        writer = _Writer(database, tally)
+        writer = _Writer(database, tally, listed={f.path: f for f in to_read if stores.is_url(f.path)})
         progress.start(len(to_read), "describing")
         try:
             known = frozenset(database.known_hashes())
@@ -250,9 +250,10 @@ def _forget_missing(database: Database, given: list[str], seen: set[str], tally:
 class _Writer:
     """Turns described files into catalog batches and commits them."""
 
-    def __init__(self, database: Database, tally: _Tally) -> None:
+    def __init__(self, database: Database, tally: _Tally, *, listed: dict[str, FoundFile]) -> None:
         self._database = database
         self._tally = tally
+        self._listed = listed  # store objects as listed: their failures keep the listed size and stamp
         self._states = database.file_states()
         self._batch = Batch()
         self._pending: list[tuple[str, str]] = []
@@ -279,11 +280,15 @@ class _Writer:
     def _take_failure(self, failure: Failed) -> None:
         self._tally.failed.append(failure)
         # A transient failure is recorded without size and mtime, so the next run retries it.
-        size, mtime = (None, None) if failure.transient else _stat_or_none(failure.path)
+        size, mtime = (None, None) if failure.transient else self._stat_or_none(failure.path)
         self._batch.failures.append(FailureRecord(failure.path, failure.reason, size, mtime))
         if failure.path in self._states:
             # The stored description no longer matches the file: forget it.
             self._batch.removals.append(failure.path)
+
+    def _stat_or_none(self, path: str) -> tuple[int | None, int | None]:
+        listed = self._listed.get(path)
+        return (listed.size, listed.mtime_ns) if listed is not None else _stat_or_none(path)
 
     def _take_description(self, result: FileDescription) -> None:
         kind = "updated" if result.path in self._states else "added"
@@ -317,12 +322,6 @@ def _exists(path: str) -> bool:
 
 
 def _stat_or_none(path: str) -> tuple[int | None, int | None]:
-    if stores.is_url(path):
-        try:
-            found = stores.stat_object(path)
-        except NearIndexError:
-            return None, None
-        return found.size, found.stamp
     try:
         info = os.stat(path)
     except (OSError, ValueError):

@@ -24,13 +24,14 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from .errors import MissingDependencyError, UnreadableFileError
 
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _NS: Final = 1_000_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_KEYS: Final = ("mtime", "LastModified", "last_modified", "updated", "modified", "created", "mtime_ns")
 _TAG_KEYS: Final = ("ETag", "etag", "md5Hash", "content_md5", "crc32c")
 #: Protocols whose objects live in one process's memory (not visible to worker processes).
@@ -168,12 +169,14 @@ def stamp_of(info: Mapping[str, Any]) -> int:
 
 
 def _mtime_ns(info: Mapping[str, Any]) -> int | None:
+    """The modification time in ns, to the microsecond (a float of seconds holds no more)."""
     for key in _TIME_KEYS:
         value = info.get(key)
         if isinstance(value, datetime):
-            return int(value.timestamp()) * _NS + value.microsecond * 1000
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value) if key == "mtime_ns" else round(value * _NS)
+            return int(value) if key == "mtime_ns" else round(value * 1_000_000) * 1000
         if isinstance(value, str):
             try:
                 return _mtime_ns({key: datetime.fromisoformat(value.replace("Z", "+00:00"))})

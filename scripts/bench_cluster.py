@@ -11,16 +11,24 @@ database, end to end as ``add`` does it (walk, describe, commits, index save):
   ``add(client=...)``; the cluster is started before the clock starts (a user's
   cluster is already running) and its start-up is reported apart.
 
-It also measures a Dask task's overhead two ways: the round trip of one no-op task
-(submit, wait for its result), and the extra time of the cluster run over the pool run
-divided by the number of batch tasks the run submitted (counted from Dask's task stream);
-and the writer's own rate (seconds spent in the database's writes and the index save
-during the single-process run). From these it prints an *extrapolation* (not a
-measurement) for N workers: describing scales with workers while the single writer
-does not, so images/s ~ min(N x measured rate per Dask worker, writer rate).
+It also measures a Dask task's overhead three ways: the round trip of one no-op task
+(submit, wait for its result), the cost per no-op task when 1,000 are submitted at once
+(pipelined, as batches are), and the extra time of the cluster run (its start-up added,
+as the pool run includes its own) over the pool run, divided by the number of batch tasks
+the run submitted (counted from Dask's task stream). The single writer's ceiling is the
+calling process's CPU time during the Dask run (walk, receiving results, database writes,
+index save, and LocalCluster's scheduler thread, which a remote cluster would not add).
+From these it prints an *extrapolation* (not a measurement) for N workers: describing
+scales with workers while the single writer does not, so images/s ~ min(N x rate per
+worker, writer ceiling), once with the rate per Dask worker measured here and once with
+the single process's describing rate (what one dedicated core does).
+
+Each method runs ``--repeat`` times (default 3, alternating) and its fastest run is kept: on a
+shared machine the other load only ever slows a run down. The load average is printed before
+and after, since a busy machine hides the parallel speed-up of every method alike.
 
 Usage:
-    python scripts/bench_cluster.py [--files 2000] [--workers 2] [--folder DIR] [--quick] [--json OUT]
+    python scripts/bench_cluster.py [--files 2000] [--workers 2] [--repeat 3] [--folder DIR] [--quick] [--json OUT]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -61,6 +70,7 @@ class Run:
     seconds: float
     tasks: int = 0
     write_seconds: float = 0.0
+    caller_cpu_seconds: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -132,14 +142,23 @@ def _timed(function: Callable[..., Any], total: list[float]) -> Callable[..., An
 
 def cluster_add(client: Client, folder: Path) -> Run:
     """The Dask run, counting the batch tasks it submitted."""
+    cpu = time.process_time()
     with get_task_stream(client) as stream:
         run = timed_add("Dask LocalCluster", folder, client=client)
+    run.caller_cpu_seconds = time.process_time() - cpu
     run.tasks = sum(1 for task in stream.data if "describe_batch" in str(task.get("key", "")))
     return run
 
 
-def noop() -> None:
+def noop(_: int = 0) -> None:
     """A task that does nothing: its round trip is Dask's own cost."""
+
+
+def pipelined_seconds(client: Client, tasks: int = 1000) -> float:
+    """Seconds per no-op task when ``tasks`` are submitted at once."""
+    started = time.perf_counter()
+    client.gather(client.map(noop, range(tasks), pure=False))
+    return (time.perf_counter() - started) / tasks
 
 
 def round_trip_seconds(client: Client, repeats: int = 200) -> float:
@@ -153,31 +172,43 @@ def round_trip_seconds(client: Client, repeats: int = 200) -> float:
 
 
 # -- the report ----------------------------------------------------------------------------------
-def print_table(runs: list[Run], start_up: float, round_trip: float, workers: int) -> dict[str, Any]:
+def print_table(runs: list[Run], start_up: float, overheads: tuple[float, float], workers: int) -> dict[str, Any]:
     single, pool, dask = runs
+    round_trip, pipelined = overheads
+    runs = [*runs, Run("Dask, start-up included", dask.images, dask.seconds + start_up, dask.tasks)]
     print(f"\n{'method':<28}{'images':>8}{'seconds':>10}{'images/s':>10}{'vs single':>11}{'vs pool':>9}")
     for run in runs:
         print(
             f"{run.method:<28}{run.images:>8}{run.seconds:>10.1f}{run.per_second:>10.1f}"
             f"{run.per_second / single.per_second:>11.2f}{run.per_second / pool.per_second:>9.2f}"
         )
-    extra = (dask.seconds - pool.seconds) / max(dask.tasks, 1)
-    writer_rate = single.images / max(single.write_seconds, 1e-9)
+    extra = (dask.seconds + start_up - pool.seconds) / max(dask.tasks, 1)
+    writes_rate = single.images / max(single.write_seconds, 1e-9)
+    writer_rate = dask.images / max(dask.caller_cpu_seconds, 1e-9)
     per_worker = dask.per_second / workers
     print(f"\nLocalCluster start-up (not in the times above): {start_up:.1f} s")
-    print(f"Dask task overhead: no-op round trip {round_trip * 1000:.1f} ms; "
-          f"(Dask run - pool run) / {dask.tasks} batch tasks = {extra * 1000:+.0f} ms per task "
-          f"({dask.images / max(dask.tasks, 1):.0f} images per task)")  # fmt: skip
-    print(f"writer: {single.write_seconds:.1f} s of writes for {single.images} images = {writer_rate:.0f} images/s")
+    print(f"Dask task overhead: no-op round trip {round_trip * 1000:.1f} ms, pipelined {pipelined * 1000:.2f} ms;"
+          f" (Dask run + start-up - pool run) / {dask.tasks} batch tasks = {extra * 1000:+.0f} ms per task"
+          f" ({dask.images / max(dask.tasks, 1):.0f} images per task)")  # fmt: skip
+    print(f"writer: the database writes alone took {single.write_seconds:.1f} s for {single.images} images"
+          f" ({writes_rate:.0f} images/s); the calling process used {dask.caller_cpu_seconds:.1f} CPU-seconds"
+          f" during the Dask run (walk, receiving results, writes, index save, LocalCluster's scheduler thread):"
+          f" it keeps up with at most {writer_rate:.0f} images/s")  # fmt: skip
     print(f"\nEXTRAPOLATED, not measured: N Dask workers ~ min(N x {per_worker:.1f} images/s per worker, "
           f"writer {writer_rate:.0f} images/s)")  # fmt: skip
     estimates = {n: min(n * per_worker, writer_rate) for n in EXTRAPOLATE}
     print("  " + "  ".join(f"N={n}: {rate:.0f}/s" for n, rate in estimates.items()))
+    per_core = single.images / max(single.seconds - single.write_seconds, 1e-9)  # describing alone, one process
+    print(f"EXTRAPOLATED, with a dedicated core per worker (the single process described {per_core:.1f} images/s):")
+    on_cores = {n: min(n * per_core, writer_rate) for n in EXTRAPOLATE}
+    print("  " + "  ".join(f"N={n}: {rate:.0f}/s" for n, rate in on_cores.items()))
     return {
         "runs": [asdict(run) | {"per_second": run.per_second} for run in runs],
-        "cluster_start_up_s": start_up, "noop_round_trip_s": round_trip, "extra_s_per_task": extra,
-        "writer_images_per_s": writer_rate, "per_worker_images_per_s": per_worker,
-        "extrapolated_images_per_s": estimates,
+        "cluster_start_up_s": start_up, "noop_round_trip_s": round_trip, "noop_pipelined_s": pipelined,
+        "extra_s_per_task": extra,
+        "writes_images_per_s": writes_rate, "caller_images_per_s": writer_rate, "per_worker_images_per_s": per_worker,
+        "extrapolated_images_per_s": estimates, "per_core_images_per_s": per_core,
+        "extrapolated_dedicated_cores_images_per_s": on_cores,
     }  # fmt: skip
 
 
@@ -186,21 +217,29 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2000, help="generated files (default 2000)")
     parser.add_argument("--workers", type=int, default=2, help="pool processes and Dask workers (default 2)")
     parser.add_argument("--folder", type=Path, help="measure these files instead of generated ones")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each method; the fastest is kept (default 3)")
     parser.add_argument("--quick", action="store_true", help="300 generated files")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     folder = args.folder or ensure_files(300 if args.quick else args.files, args.workers)
     files, megabytes = warm(folder)
     print(f"{files} files, {megabytes:.0f} MB in {folder}; {args.workers} workers", file=sys.stderr)
-    runs = [timed_add("single process (workers=0)", folder, workers=0)]
-    runs.append(timed_add(f"process pool (workers={args.workers})", folder, workers=args.workers))
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         start_up = time.perf_counter() - started
-        round_trip = round_trip_seconds(client)
-        runs.append(cluster_add(client, folder))
-    document = print_table(runs, start_up, round_trip, args.workers)
+        overheads = round_trip_seconds(client), pipelined_seconds(client)
+        methods: list[Callable[[], Run]] = [
+            lambda: timed_add("single process (workers=0)", folder, workers=0),
+            lambda: timed_add(f"process pool (workers={args.workers})", folder, workers=args.workers),
+            lambda: cluster_add(client, folder),
+        ]
+        trials = [[method() for method in methods] for _ in range(max(1, args.repeat))]
+    runs = [min((trial[i] for trial in trials), key=lambda run: run.seconds) for i in range(len(methods))]
+    print(f"\nload average (1 min) before {load_before:.1f}, after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores;"
+          f" fastest of {len(trials)} runs each")  # fmt: skip
+    document = print_table(runs, start_up, overheads, args.workers)
     if args.json:
         args.json.write_text(json.dumps(document, indent=2))
 

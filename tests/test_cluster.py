@@ -211,12 +211,14 @@ def test_s3_bucket_on_the_cluster_stores_good_objects_and_reports_a_corrupt_one(
     fs.pipe_file(f"{root}/broken.jpg", good[: len(good) // 2])
     with nearindex.open(tmp_path / "db") as db:
         report = db.add(url, client=client)
-        rerun = db.add(url, client=client)
+        progress = CountingProgress()
+        rerun = db.add(url, client=client, progress=progress)
     assert report.added == len(collection.all_files)
     assert [output.failure_line(f) for f in report.failed] == [
         f"nearindex: {url}/broken.jpg: truncated JPEG (no end marker)"
     ]
-    assert (rerun.unchanged, [f.path for f in rerun.failed]) == (report.added, [f"{url}/broken.jpg"])
+    # Listed only: the good objects are unchanged, the corrupt one's failure is repeated without reading it.
+    assert (rerun.unchanged, [f.path for f in rerun.failed], progress.total) == (report.added, [f"{url}/broken.jpg"], 0)
     assert all(path.startswith(f"{url}/") for path in catalog_rows(tmp_path / "db"))
 
 

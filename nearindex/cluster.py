@@ -15,9 +15,10 @@ The settings and the known content hashes go to the workers once
 its tasks to other workers; a batch that kills workers again and again ends
 in ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths):
 its files are then sent one task each, and a file that kills workers on its
-own is reported as that file's failure, as the local pool does. A worker that
-cannot import nearindex fails the run (``ClusterError``) after what was
-described so far is committed.
+own is reported as that file's failure, as the local pool does. Before any
+task is sent, every worker must have this very version of nearindex installed
+(another version could describe differently; a worker without it would never
+run the tasks): otherwise the run fails with one ``ClusterError`` line.
 
 Dask is optional (the ``dist`` extra): this module imports it only when used.
 """
@@ -135,17 +136,35 @@ def describe_on_cluster(
     Yields:
         One FileDescription or Failed per file, a batch at a time, in
         completion order.
+
+    Raises:
+        ClusterError: A worker lacks this version of nearindex (checked
+            before anything is sent).
     """
     if not files:
         return
     distributed = require_dask()
     untyped: Any = client  # parts of Client's API carry no annotations
+    _require_same_nearindex(untyped)
     [shared] = untyped.scatter([(settings, known_hashes)], broadcast=True, hash=False)
     run = _Run(untyped, distributed, shared, iter(files))
     try:
         yield from run.results()
     finally:
         run.cancel()
+
+
+def _require_same_nearindex(client: Any) -> None:
+    """Refuse workers whose installed nearindex is missing or another version than this process's."""
+    versions = client.get_versions(packages=["nearindex"])
+    here = versions["client"]["packages"]["nearindex"]
+    for address, worker in sorted(versions["workers"].items()):
+        there = worker["packages"].get("nearindex")
+        if there != here:
+            found = f"nearindex {there}" if there else "no nearindex"
+            raise ClusterError(
+                client.scheduler.address, f"worker {address} has {found}, this process {here}: {INSTALL_HINT} there"
+            )
 
 
 def describe_batch(files: list[FoundFile], shared: _Shared) -> _BatchResult:
@@ -199,11 +218,6 @@ class _Run:
             results, seconds = future.result()
         except self._distributed.KilledWorker:
             return self._one_by_one(batch) if len(batch) > 1 else [crashed(batch[0].path)]
-        except ImportError as error:  # a worker without nearindex (or its extras) fails every task alike
-            address = self._client.scheduler.address
-            raise ClusterError(
-                address, f"a worker cannot import {error.name or error} (install nearindex there)"
-            ) from error
         except Exception as error:  # the task never ran to its end: its files fail, the run goes on
             return [Failed(f.path, f"cluster task failed ({type(error).__name__}: {error})", True) for f in batch]
         self._sizer.record(len(batch), seconds)

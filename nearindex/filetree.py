@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import stores
 from .errors import Failed, NearIndexError
-from .images import IMAGE_EXTENSIONS, describe_os_error, irregular_file_reason
+from .images import IMAGE_EXTENSIONS, describe_os_error, irregular_file_reason, read_file_bytes
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,16 @@ def location(given: str) -> str:
     if local is not None:
         return os.path.abspath(local)
     return stores.normalise_url(given) if stores.is_url(given) else os.path.abspath(given)
+
+
+def read_bytes(path: str) -> bytes:
+    """The content of a stored path: a local file, or a store's object for a URL.
+
+    Raises:
+        ImageError: If it cannot be read.
+        MissingDependencyError: A URL's store needs a package that is not installed.
+    """
+    return stores.read_object(path) if stores.is_url(path) else read_file_bytes(path)
 
 
 def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:

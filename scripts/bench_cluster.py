@@ -37,6 +37,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -63,19 +64,25 @@ EXTRAPOLATE = (1, 2, 4, 8, 16, 32, 64)
 
 @dataclass
 class Run:
-    """One method's add over the file set."""
+    """One method's add over the file set: wall time and CPU time of every process involved."""
 
     method: str
     images: int
     seconds: float
-    tasks: int = 0
+    caller_cpu: float = 0.0
+    worker_cpu: float = 0.0
     write_seconds: float = 0.0
-    caller_cpu_seconds: float = 0.0
+    tasks: int = 0
 
     @property
     def per_second(self) -> float:
-        """Images per second."""
+        """Images per second (wall clock)."""
         return self.images / self.seconds
+
+    @property
+    def cpu_per_image(self) -> float:
+        """CPU-seconds per image, the calling process and the workers together."""
+        return (self.caller_cpu + self.worker_cpu) / self.images
 
 
 # -- the file set --------------------------------------------------------------------------------
@@ -114,19 +121,29 @@ def warm(folder: Path) -> tuple[int, float]:
 
 # -- the runs ------------------------------------------------------------------------------------
 def timed_add(method: str, folder: Path, **options: Any) -> Run:
-    """Add ``folder`` into a fresh database; time it and the database's writes."""
+    """Add ``folder`` into a fresh database; time it, the database's writes and the CPU used.
+
+    Worker CPU here is that of reaped child processes (the pool's, shut down inside ``add``).
+    """
     with tempfile.TemporaryDirectory() as scratch:
         database = Database.open(Path(scratch) / "db", writable=True, create=True)
         writes = [0.0]
         for name in ("write", "collect_orphans", "save_index_if_changed"):
             setattr(database, name, _timed(getattr(database, name), writes))
-        started = time.perf_counter()
+        cpu, children, started = time.process_time(), children_cpu(), time.perf_counter()
         report = ingest.add(database, [folder], **options)
         seconds = time.perf_counter() - started
+        caller, workers = time.process_time() - cpu, children_cpu() - children
         database.close()
     if report.failed:
         raise SystemExit(f"{method}: {len(report.failed)} files failed, e.g. {report.failed[0]}")
-    return Run(method, report.added, seconds, write_seconds=writes[0])
+    return Run(method, report.added, seconds, caller, workers, writes[0])
+
+
+def children_cpu() -> float:
+    """CPU-seconds of this process's ended children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _timed(function: Callable[..., Any], total: list[float]) -> Callable[..., Any]:
@@ -141,11 +158,12 @@ def _timed(function: Callable[..., Any], total: list[float]) -> Callable[..., An
 
 
 def cluster_add(client: Client, folder: Path) -> Run:
-    """The Dask run, counting the batch tasks it submitted."""
-    cpu = time.process_time()
+    """The Dask run, with its workers' CPU time and the number of batch tasks it submitted."""
+    before = client.run(time.process_time)
     with get_task_stream(client) as stream:
         run = timed_add("Dask LocalCluster", folder, client=client)
-    run.caller_cpu_seconds = time.process_time() - cpu
+    after = client.run(time.process_time)
+    run.worker_cpu = sum(after[worker] - before[worker] for worker in after if worker in before)
     run.tasks = sum(1 for task in stream.data if "describe_batch" in str(task.get("key", "")))
     return run
 
@@ -172,43 +190,39 @@ def round_trip_seconds(client: Client, repeats: int = 200) -> float:
 
 
 # -- the report ----------------------------------------------------------------------------------
+def _row(run: Run, single: Run, pool: Run) -> str:
+    ratios = f"{run.per_second / single.per_second:>10.2f}{run.per_second / pool.per_second:>8.2f}"
+    return f"{run.method:<28}{run.images:>7}{run.seconds:>8.1f}{run.per_second:>10.1f}{ratios}"
+
+
 def print_table(runs: list[Run], start_up: float, overheads: tuple[float, float], workers: int) -> dict[str, Any]:
     single, pool, dask = runs
     round_trip, pipelined = overheads
-    runs = [*runs, Run("Dask, start-up included", dask.images, dask.seconds + start_up, dask.tasks)]
-    print(f"\n{'method':<28}{'images':>8}{'seconds':>10}{'images/s':>10}{'vs single':>11}{'vs pool':>9}")
+    print(f"\n{'method':<28}{'images':>7}{'wall s':>8}{'images/s':>10}{'vs single':>10}{'vs pool':>8}"
+          f"{'CPU ms/image = caller + workers':>34}")  # fmt: skip
     for run in runs:
-        print(
-            f"{run.method:<28}{run.images:>8}{run.seconds:>10.1f}{run.per_second:>10.1f}"
-            f"{run.per_second / single.per_second:>11.2f}{run.per_second / pool.per_second:>9.2f}"
-        )
-    extra = (dask.seconds + start_up - pool.seconds) / max(dask.tasks, 1)
-    writes_rate = single.images / max(single.write_seconds, 1e-9)
-    writer_rate = dask.images / max(dask.caller_cpu_seconds, 1e-9)
-    per_worker = dask.per_second / workers
-    print(f"\nLocalCluster start-up (not in the times above): {start_up:.1f} s")
-    print(f"Dask task overhead: no-op round trip {round_trip * 1000:.1f} ms, pipelined {pipelined * 1000:.2f} ms;"
-          f" (Dask run + start-up - pool run) / {dask.tasks} batch tasks = {extra * 1000:+.0f} ms per task"
-          f" ({dask.images / max(dask.tasks, 1):.0f} images per task)")  # fmt: skip
-    print(f"writer: the database writes alone took {single.write_seconds:.1f} s for {single.images} images"
-          f" ({writes_rate:.0f} images/s); the calling process used {dask.caller_cpu_seconds:.1f} CPU-seconds"
-          f" during the Dask run (walk, receiving results, writes, index save, LocalCluster's scheduler thread):"
-          f" it keeps up with at most {writer_rate:.0f} images/s")  # fmt: skip
-    print(f"\nEXTRAPOLATED, not measured: N Dask workers ~ min(N x {per_worker:.1f} images/s per worker, "
-          f"writer {writer_rate:.0f} images/s)")  # fmt: skip
-    estimates = {n: min(n * per_worker, writer_rate) for n in EXTRAPOLATE}
+        print(_row(run, single, pool) + f"{run.cpu_per_image * 1000:>14.2f} = {run.caller_cpu / run.images * 1000:.2f}"
+              f" + {run.worker_cpu / run.images * 1000:.2f}")  # fmt: skip
+    print(_row(Run("Dask, start-up included", dask.images, dask.seconds + start_up), single, pool))
+    per_task = (dask.cpu_per_image - single.cpu_per_image) * dask.images / max(dask.tasks, 1)
+    print(f"\nLocalCluster start-up (not in the Dask run's time): {start_up:.1f} s")
+    print(f"Dask's cost per task: no-op round trip {round_trip * 1000:.1f} ms wall, {pipelined * 1000:.2f} ms when"
+          f" pipelined; the Dask run used {per_task * 1000:+.0f} CPU-ms per batch task more than one process"
+          f" ({dask.tasks} tasks, {dask.images / max(dask.tasks, 1):.0f} images each)")  # fmt: skip
+    worker_rate = dask.images / max(dask.worker_cpu, 1e-9)  # images per CPU-second of a worker
+    caller_rate = dask.images / max(dask.caller_cpu, 1e-9)
+    print(f"the calling process (walk, results, {single.write_seconds:.1f} s of database writes per {single.images}"
+          f" images, index save, LocalCluster's scheduler) used {dask.caller_cpu:.1f} CPU-s: it keeps up with"
+          f" at most {caller_rate:.0f} images/s; a Dask worker: {worker_rate:.0f} images per CPU-s")  # fmt: skip
+    print(f"\nEXTRAPOLATED, not measured: N Dask workers, each with a core of its own ~ min(N x {worker_rate:.0f},"
+          f" {caller_rate:.0f}) images/s")  # fmt: skip
+    estimates = {n: min(n * worker_rate, caller_rate) for n in EXTRAPOLATE}
     print("  " + "  ".join(f"N={n}: {rate:.0f}/s" for n, rate in estimates.items()))
-    per_core = single.images / max(single.seconds - single.write_seconds, 1e-9)  # describing alone, one process
-    print(f"EXTRAPOLATED, with a dedicated core per worker (the single process described {per_core:.1f} images/s):")
-    on_cores = {n: min(n * per_core, writer_rate) for n in EXTRAPOLATE}
-    print("  " + "  ".join(f"N={n}: {rate:.0f}/s" for n, rate in on_cores.items()))
     return {
         "runs": [asdict(run) | {"per_second": run.per_second} for run in runs],
         "cluster_start_up_s": start_up, "noop_round_trip_s": round_trip, "noop_pipelined_s": pipelined,
-        "extra_s_per_task": extra,
-        "writes_images_per_s": writes_rate, "caller_images_per_s": writer_rate, "per_worker_images_per_s": per_worker,
-        "extrapolated_images_per_s": estimates, "per_core_images_per_s": per_core,
-        "extrapolated_dedicated_cores_images_per_s": on_cores,
+        "extra_cpu_s_per_task": per_task, "caller_images_per_cpu_s": caller_rate,
+        "worker_images_per_cpu_s": worker_rate, "extrapolated_images_per_s": estimates,
     }  # fmt: skip
 
 

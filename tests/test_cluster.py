@@ -28,8 +28,9 @@ from typer.testing import CliRunner
 import nearindex
 from nearindex import output, stores, synthetic
 from nearindex.cli import app
-from nearindex.filetree import FoundFile
+from nearindex.filetree import FoundFile, read_bytes
 from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.web import thumbnail_jpeg
 from nearindex.workers import describe_safely
 
 from .conftest import Collection
@@ -285,3 +286,12 @@ def test_the_change_stamp_follows_etag_and_time() -> None:
     precise = datetime(2026, 1, 2, 3, 4, 5, 250_000, tzinfo=UTC)  # a clock finer than seconds: the time alone
     assert stores.stamp_of({"LastModified": precise, "ETag": "x"}) == int(second.timestamp()) * 10**9 + 250_000_000
     assert 0 < stores.stamp_of({"ETag": "x"}) < 2**63 and stores.stamp_of({}) == 0
+
+
+def test_a_stored_object_is_read_again_from_its_url_for_thumbnails_and_calibration() -> None:
+    url = f"memory://{uuid.uuid4().hex}/scene.png"
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.pipe_file(path, synthetic.encode_image(synthetic.make_scene(3), ".png"))
+    stored = stores.normalise_url(url)
+    thumbnail = thumbnail_jpeg(stored, side=64, settings=DEFAULT_SETTINGS)
+    assert thumbnail.startswith(b"\xff\xd8") and read_bytes(stored) == fs.cat_file(path)

@@ -238,8 +238,11 @@ def _looks_like_image(found: FoundFile) -> bool:
 
 def _forget_missing(database: Database, given: list[str], seen: set[str], tally: _Tally) -> None:
     """Forget stored paths (and failure records) under ``given`` not seen by the walk."""
-    stored = {p for g in given for p in database.paths_under(location(g))}
-    failed = {p for g in given for p in database.failed_paths_under(location(g))}
+    # A store whose listing broke off (a network error) saw only part of its objects: forget nothing there.
+    broken = {f.path for f in tally.failed if stores.is_url(f.path) and f.reason != "no such file or directory"}
+    roots = [root for root in (location(g) for g in given) if root not in broken]
+    stored = {p for root in roots for p in database.paths_under(root)}
+    failed = {p for root in roots for p in database.failed_paths_under(root)}
     gone = sorted(stored - seen)
     stale_failures = sorted(failed - seen - {f.path for f in tally.failed} - stored)
     if gone or stale_failures:

@@ -186,10 +186,12 @@ def test_a_memory_store_is_ingested_incrementally(tmp_path: Path, collection: Co
         fs.rm_file(sorted(fs.find(root))[-1])
         synced = db.sync(url)
         stored = sorted(m for m in catalog_rows(tmp_path / "db"))
+        removed = db.remove(url + "/edits/")
     assert (first.added, first.failed) == (len(collection.all_files), ())
     assert (again.unchanged, progress.total) == (first.added, 0)  # listed only: nothing read
     assert (synced.updated, synced.removed, synced.unchanged) == (1, 1, first.added - 2)
     assert stored[0] == fs.unstrip_protocol(changed) and all(p.startswith("memory:///") for p in stored)
+    assert removed.removed == sum(len(edits) for edits in collection.edits.values())
 
 
 def test_an_object_changed_after_listing_is_a_transient_failure() -> None:
@@ -221,6 +223,24 @@ def test_s3_bucket_on_the_cluster_stores_good_objects_and_reports_a_corrupt_one(
     # Listed only: the good objects are unchanged, the corrupt one's failure is repeated without reading it.
     assert (rerun.unchanged, [f.path for f in rerun.failed], progress.total) == (report.added, [f"{url}/broken.jpg"], 0)
     assert all(path.startswith(f"{url}/") for path in catalog_rows(tmp_path / "db"))
+
+
+def test_a_sync_whose_listing_fails_forgets_nothing(
+    tmp_path: Path, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    upload(collection.root, url)
+    with nearindex.open(tmp_path / "db") as db:
+        added = db.add(url, workers=0).added
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # the store stops answering
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        fsspec.get_filesystem_class("s3").clear_instance_cache()
+        synced = db.sync(url, workers=0)
+        kept = db.info().images
+    fsspec.get_filesystem_class("s3").clear_instance_cache()
+    [failure] = synced.failed
+    assert failure.path == url and failure.reason.startswith("cannot list (EndpointConnectionError")
+    assert (synced.removed, kept) == (0, added)
 
 
 def test_one_command_ingests_a_bucket_on_a_scheduler(tmp_path: Path, collection: Collection, client: Client) -> None:

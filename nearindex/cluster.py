@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -113,9 +114,11 @@ def _start_local_cluster(distributed: Any) -> Any:
     process alone decides what to do (commit, then close the cluster), and a
     worker process inherits the ignored signal from its nanny.
     """
+    cores = len(os.sched_getaffinity(0))
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        cores = len(os.sched_getaffinity(0))
         return distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -73,8 +73,10 @@ def s3_endpoint() -> Iterator[str]:
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
         }.items():  # fmt: skip
             patch.setenv(name, value)
-        fsspec.filesystem("s3", skip_instance_cache=True).mkdir(BUCKET)
+        fsspec.get_filesystem_class("s3").clear_instance_cache()  # an instance made before has other settings
+        fsspec.filesystem("s3").mkdir(BUCKET)
         yield endpoint
+        fsspec.get_filesystem_class("s3").clear_instance_cache()
     server.stop()
 
 
@@ -226,7 +228,7 @@ def test_s3_bucket_on_the_cluster_stores_good_objects_and_reports_a_corrupt_one(
 
 
 def test_a_sync_whose_listing_fails_forgets_nothing(
-    tmp_path: Path, collection: Collection, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, collection: Collection, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
     upload(collection.root, url)

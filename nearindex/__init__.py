@@ -19,12 +19,14 @@ from .database import CheckReport
 from .difference import Difference, Region
 from .duplicates import DuplicateGroup
 from .errors import (
+    ClusterError,
     CorruptImageError,
     DatabaseError,
     DatabaseLockedError,
     Failed,
     ImageError,
     ImageTooLargeError,
+    MissingDependencyError,
     NearIndexError,
     NotAnImageError,
     OutputFileError,
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Calibration",
     "CheckReport",
+    "ClusterError",
     "Comparison",
     "CorruptImageError",
     "DatabaseError",
@@ -53,6 +56,7 @@ __all__ = [
     "Info",
     "IngestReport",
     "Match",
+    "MissingDependencyError",
     "NearIndex",
     "NearIndexError",
     "NotAnImageError",

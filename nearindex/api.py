@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from . import calibration, ingest, search
 from .calibration import Calibration
@@ -25,6 +26,9 @@ from .progress import Progress
 from .search import Comparison, Match
 from .settings import DEFAULT_DATABASE, DEFAULT_SETTINGS, Settings
 from .workers import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PathLike = str | os.PathLike[str]
 
@@ -88,21 +92,25 @@ class NearIndex:
 
     def add(
         self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-        max_pixels: int | None = None, progress: Progress | None = None,
+        max_pixels: int | None = None, progress: Progress | None = None, client: Client | None = None,
     ) -> IngestReport:  # fmt: skip
-        """Store new and changed images under files or folders (see ``ingest.add``)."""
+        """Store new and changed images under files, folders or store URLs (see ``ingest.add``).
+
+        With ``client`` (a ``dask.distributed.Client``), images are decoded on its cluster.
+        """
         return ingest.add(
-            self._database, paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=progress
-        )
+            self._database, paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=progress,
+            client=client,
+        )  # fmt: skip
 
     def sync(
         self, *paths: PathLike, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-        max_pixels: int | None = None, progress: Progress | None = None,
+        max_pixels: int | None = None, progress: Progress | None = None, client: Client | None = None,
     ) -> IngestReport:  # fmt: skip
         """Like ``add``, and forget stored paths under ``paths`` that are gone."""
         return ingest.add(
             self._database, paths, forget_missing=True, workers=workers, timeout=timeout, max_pixels=max_pixels,
-            progress=progress,
+            progress=progress, client=client,
         )  # fmt: skip
 
     def remove(self, *paths: PathLike) -> IngestReport:

@@ -23,6 +23,7 @@ from . import synthetic
 from .database import Database
 from .errors import DatabaseError, Failed, ImageError
 from .evaluation import threshold_at_fpr
+from .filetree import read_bytes
 from .intake import describe_image, load_for_editing
 from .progress import NoProgress, Progress
 from .search import PairScorer, Side, candidate_contents, score_pair
@@ -159,7 +160,8 @@ def _load_originals(database: Database, chosen: list[int]) -> tuple[dict[int, np
         failure = None
         for path in paths:
             try:
-                images[content_id] = load_for_editing(path, long_side=EDIT_SIDE, settings=database.settings)
+                data = read_bytes(path)  # a local file or a store's object
+                images[content_id] = load_for_editing(path, long_side=EDIT_SIDE, settings=database.settings, data=data)
                 break
             except ImageError as error:
                 failure = Failed(error.subject, error.reason)

@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
-from . import api, output
+from . import api, cluster, output
 from .database import DEFAULT_LOCK_TIMEOUT
 from .demo import run_demo
 from .errors import NearIndexError
+from .filetree import location
 from .ingest import IngestInterrupted, IngestReport
 from .search import compare as compare_files
 from .settings import DATABASE_ENV_VAR, DEFAULT_DATABASE
@@ -45,6 +46,13 @@ MaxPixelsOption = Annotated[
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.1, help="Seconds one file may take to decode before it fails.")
 ]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster", metavar="ADDRESS",
+        help="Decode on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for one on this machine.",
+    ),
+]  # fmt: skip
 
 
 class _State:
@@ -115,6 +123,19 @@ def _opened(*, read_only: bool = False, create: bool = True) -> Iterator[api.Nea
         raise _fail(error) from None
 
 
+@contextmanager
+def _cluster(address: str | None) -> Iterator[Any]:
+    """A Dask client for ``--cluster`` (None without it); errors become one stderr line and exit 1."""
+    if address is None:
+        yield None
+        return
+    try:
+        with cluster.connect(address) as client:
+            yield client
+    except NearIndexError as error:
+        raise _fail(error) from None
+
+
 def _run(action: Callable[[], T]) -> T:
     """Run a library call outside ``_opened`` with the same error rendering."""
     try:
@@ -147,19 +168,24 @@ def _between_zero_and_one(value: float) -> float:
     return value
 
 
-PathsArgument = Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")]
+# Text, not Path: pathlib would turn s3://bucket into s3:/bucket.
+PathsArgument = Annotated[
+    list[str], typer.Argument(help="Files or folders (searched recursively), or URLs (s3://bucket/photos).")
+]
 
 
 @app.command()
 def add(
     paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    max_pixels: MaxPixelsOption = None, json_output: JsonOption = False,
+    max_pixels: MaxPixelsOption = None, cluster_address: ClusterOption = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Add new and changed images; unchanged files are skipped."""
-    with _opened() as database:
+    with _cluster(cluster_address) as client, _opened() as database:
         bar = _progress(json_output)
         report = _interruptible(
-            lambda: database.add(*paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar)
+            lambda: database.add(
+                *paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar, client=client
+            )
         )
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
@@ -167,13 +193,15 @@ def add(
 @app.command()
 def sync(
     paths: PathsArgument, workers: WorkersOption = None, timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    max_pixels: MaxPixelsOption = None, json_output: JsonOption = False,
+    max_pixels: MaxPixelsOption = None, cluster_address: ClusterOption = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Like add, and forget stored images under PATHS that no longer exist."""
-    with _opened() as database:
+    with _cluster(cluster_address) as client, _opened() as database:
         bar = _progress(json_output)
         report = _interruptible(
-            lambda: database.sync(*paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar)
+            lambda: database.sync(
+                *paths, workers=workers, timeout=timeout, max_pixels=max_pixels, progress=bar, client=client
+            )
         )
     _report_ingest(report, json_output, all_failed_is_error=_all_missing(report, paths))
 
@@ -189,9 +217,9 @@ def remove(
     _report_ingest(report, json_output, all_failed_is_error=True)
 
 
-def _all_missing(report: IngestReport, paths: list[Path]) -> bool:
+def _all_missing(report: IngestReport, paths: list[str] | list[Path]) -> bool:
     """True when every given path failed at the top level (nothing to do at all)."""
-    given = {os.path.abspath(p) for p in paths}
+    given = {location(os.fspath(p)) for p in paths}
     return bool(given) and given <= {f.path for f in report.failed}
 
 

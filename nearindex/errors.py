@@ -12,7 +12,9 @@ one line: ``nearindex: photos/a.jpg: not an image (truncated JPEG)``.
     ├── DatabaseError               a database directory cannot be used
     │   ├── SchemaTooNewError       written by a newer nearindex
     │   └── DatabaseLockedError     another writer holds the database
-    └── OutputFileError             a file nearindex was asked to write cannot be written
+    ├── OutputFileError             a file nearindex was asked to write cannot be written
+    ├── MissingDependencyError      an optional package (an extra) is needed and not installed
+    └── ClusterError                the Dask scheduler cannot be reached
 """
 
 from __future__ import annotations
@@ -72,6 +74,14 @@ class DatabaseLockedError(DatabaseError):
 
 class OutputFileError(NearIndexError):
     """A file nearindex was asked to write (a picture) cannot be written."""
+
+
+class MissingDependencyError(NearIndexError):
+    """What was asked needs an optional package; the reason says how to install it."""
+
+
+class ClusterError(NearIndexError):
+    """The Dask scheduler given with ``--cluster`` cannot be reached."""
 
 
 @dataclass(frozen=True)

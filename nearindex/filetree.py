@@ -2,7 +2,9 @@
 
 Only regular files are yielded; directories are followed recursively
 (symlinked ones too, each real directory once, so a symlink loop ends);
-everything else is either skipped or reported, never opened.
+everything else is either skipped or reported, never opened. A URL
+(``s3://bucket/photos``) is listed through ``stores``: its objects are found
+files like any other, their ``mtime_ns`` being the store's change stamp.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import Failed
-from .images import IMAGE_EXTENSIONS, describe_os_error, irregular_file_reason
+from . import stores
+from .errors import Failed, NearIndexError
+from .images import IMAGE_EXTENSIONS, describe_os_error, irregular_file_reason, read_file_bytes
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,9 @@ class FoundFile:
     """A regular file found by the walk.
 
     Attributes:
-        path: Absolute path (not resolved through symlinks).
+        path: Absolute path (not resolved through symlinks), or a store's normalised URL.
         size: Bytes.
-        mtime_ns: Modification time, nanoseconds.
+        mtime_ns: Modification time, nanoseconds (for a URL: the store's change stamp).
         must_be_image: Named explicitly or has an image suffix: if it is not
             an image, that is reported rather than silently skipped.
     """
@@ -44,6 +47,27 @@ def display_path(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def location(given: str) -> str:
+    """The form a given path is stored under: an absolute local path or a normalised URL.
+
+    A ``file://`` URL is the local path it names.
+    """
+    local = stores.local_path_of(given)
+    if local is not None:
+        return os.path.abspath(local)
+    return stores.normalise_url(given) if stores.is_url(given) else os.path.abspath(given)
+
+
+def read_bytes(path: str) -> bytes:
+    """The content of a stored path: a local file, or a store's object for a URL.
+
+    Raises:
+        ImageError: If it cannot be read.
+        MissingDependencyError: A URL's store needs a package that is not installed.
+    """
+    return stores.read_object(path) if stores.is_url(path) else read_file_bytes(path)
+
+
 def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:
     """Yield the regular files under each path, and the problems met.
 
@@ -52,12 +76,16 @@ def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:
 
     Yields:
         FoundFile for each regular file; Failed for a missing top-level
-        path, an unreadable directory, a file name that is not UTF-8, or a
-        broken link / non-regular file that looks like an image.
+        path, an unreadable directory, a file name that is not UTF-8, a
+        broken link / non-regular file that looks like an image, or a URL
+        whose store cannot be listed (or needs a package to be installed).
     """
     visited: set[tuple[int, int]] = set()
     for given in paths:
-        path = os.path.abspath(given)
+        path = location(given)
+        if stores.is_url(path):
+            yield from _walk_store(path)
+            continue
         try:
             info = os.stat(path)
         except OSError as error:
@@ -67,6 +95,15 @@ def walk(paths: list[str]) -> Iterator[FoundFile | Failed]:
             yield from _walk_directory(path, info, visited)
         else:
             yield _classify(path, info, explicit=True)
+
+
+def _walk_store(url: str) -> Iterator[FoundFile | Failed]:
+    """The objects under a URL; every object named explicitly or with an image suffix must be an image."""
+    try:
+        for found in stores.list_objects(url):
+            yield FoundFile(found.url, found.size, found.stamp, found.url == url or has_image_suffix(found.url))
+    except NearIndexError as error:
+        yield Failed(error.subject, error.reason)
 
 
 def _walk_directory(path: str, info: os.stat_result, visited: set[tuple[int, int]]) -> Iterator[FoundFile | Failed]:

@@ -6,23 +6,33 @@ with the catalog, so an unchanged file costs one ``stat``; the *describe*
 stage hashes new and changed files and decodes only contents it has not seen;
 the *write* stage commits batches to the database, so an interrupted run keeps
 everything committed and the next run continues from there.
+
+Paths may be store URLs (``s3://bucket/photos``, see ``stores``), and the
+describe stage may run on a Dask cluster (``cluster``); the walk and the
+writes always stay in this process.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
+from . import stores
 from .catalog import Batch, FailureRecord, FileRecord, NewContent
 from .database import Database
-from .errors import Failed
-from .filetree import FoundFile, walk
+from .errors import Failed, NearIndexError
+from .filetree import FoundFile, location, walk
 from .images import sniff_format
 from .intake import FileDescription
 from .progress import NoProgress, Progress
-from .workers import DEFAULT_TIMEOUT, describe_files
+from .settings import Settings
+from .workers import DEFAULT_TIMEOUT, describe_files, in_this_process
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 #: Fewer files than this are described in-process when workers are automatic.
 SMALL_JOB_FILES = 16
@@ -84,13 +94,15 @@ class _Tally:
 def add(
     database: Database, paths: Iterable[str | os.PathLike[str]], *,
     forget_missing: bool = False, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-    max_pixels: int | None = None, progress: Progress | None = None,
+    max_pixels: int | None = None, progress: Progress | None = None, client: Client | None = None,
 ) -> IngestReport:  # fmt: skip
     """Store new and changed images under ``paths``; skip unchanged ones.
 
     Args:
         database: A writable database.
-        paths: Files and folders (searched recursively; images by content).
+        paths: Files and folders (searched recursively; images by content),
+            or store URLs (``s3://bucket/photos``) when fsspec and the
+            store's package are installed.
         forget_missing: Also forget stored paths under ``paths`` that no
             longer exist (this is ``sync``).
         workers: Worker processes for decoding; 0 decodes in this process;
@@ -101,6 +113,9 @@ def add(
         max_pixels: Refuse images whose header claims more pixels than this
             (default: the database's ``max_pixels``, 100 million).
         progress: Receives progress over the files to read.
+        client: A Dask ``distributed.Client``: describe on its cluster
+            instead of local processes (``workers`` and ``timeout`` are then
+            not used; objects of ``memory://`` are still described here).
 
     Returns:
         The run's counts and failures. A missing path or a bad file is a
@@ -116,15 +131,11 @@ def add(
     run_id = database.record_run_start("sync" if forget_missing else "add")
     try:
         seen, to_read = _plan(database, given, tally)
-        writer = _Writer(database, tally)
+        writer = _Writer(database, tally, listed={f.path: f for f in to_read if stores.is_url(f.path)})
         progress.start(len(to_read), "describing")
         try:
             known = frozenset(database.known_hashes())
-            pool_size = choose_workers(workers, len(to_read))
-            described = describe_files(
-                to_read, settings=settings, known_hashes=known, workers=pool_size, timeout=timeout
-            )
-            for result in described:
+            for result in _describe(to_read, settings, known, workers=workers, timeout=timeout, client=client):
                 writer.take(result)
                 progress.advance()
         finally:
@@ -139,6 +150,23 @@ def add(
     finally:
         database.record_run_end(run_id, {**tally.counts, "failed": len(tally.failed)})
     return tally.report()
+
+
+def _describe(
+    files: list[FoundFile], settings: Settings, known: frozenset[bytes], *,
+    workers: int | None, timeout: float, client: Client | None,
+) -> Iterator[FileDescription | Failed]:  # fmt: skip
+    """The describe stage: here, in local worker processes, or on a Dask cluster."""
+    here = [f for f in files if in_this_process(f)]
+    elsewhere = [f for f in files if not in_this_process(f)] if here else files
+    yield from describe_files(here, settings=settings, known_hashes=known, workers=0)
+    if client is not None:
+        from .cluster import describe_on_cluster  # Dask is optional: imported only when asked for
+
+        yield from describe_on_cluster(client, elsewhere, settings=settings, known_hashes=known)
+        return
+    pool_size = choose_workers(workers, len(elsewhere))
+    yield from describe_files(elsewhere, settings=settings, known_hashes=known, workers=pool_size, timeout=timeout)
 
 
 def choose_workers(requested: int | None, files: int) -> int:
@@ -158,7 +186,7 @@ def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> Inges
     run_id = database.record_run_start("remove")
     try:
         for given in paths:
-            absolute = os.path.abspath(os.fspath(given))
+            absolute = location(os.fspath(given))
             matches = database.paths_under(absolute) + database.failed_paths_under(absolute)
             if not matches:
                 tally.failed.append(Failed(absolute, "not in the database"))
@@ -172,11 +200,11 @@ def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> Inges
     return tally.report()
 
 
-def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str], list[str]]:
+def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str], list[FoundFile]]:
     """Walk the paths: count unchanged files, list the ones to read."""
     states, failures = database.file_states(), database.failure_states()
     seen: set[str] = set()
-    to_read: list[str] = []
+    to_read: list[FoundFile] = []
     for found in walk(given):
         if isinstance(found, Failed):
             tally.failed.append(found)
@@ -191,11 +219,16 @@ def _plan(database: Database, given: list[str], tally: _Tally) -> tuple[set[str]
             # Failed before and not changed since: report it again without reading.
             tally.failed.append(Failed(found.path, failure.reason))
         elif state is not None or found.must_be_image or _looks_like_image(found):
-            to_read.append(found.path)
+            to_read.append(found)
     return seen, to_read
 
 
 def _looks_like_image(found: FoundFile) -> bool:
+    if stores.is_url(found.path):
+        try:  # one small ranged read, only for new objects without an image suffix
+            return sniff_format(stores.read_object(found.path, length=32)) is not None
+        except NearIndexError:
+            return False
     try:
         with open(found.path, "rb") as handle:
             return sniff_format(handle.read(32)) is not None
@@ -205,8 +238,11 @@ def _looks_like_image(found: FoundFile) -> bool:
 
 def _forget_missing(database: Database, given: list[str], seen: set[str], tally: _Tally) -> None:
     """Forget stored paths (and failure records) under ``given`` not seen by the walk."""
-    stored = {p for g in given for p in database.paths_under(os.path.abspath(g))}
-    failed = {p for g in given for p in database.failed_paths_under(os.path.abspath(g))}
+    # A store whose listing broke off (a network error) saw only part of its objects: forget nothing there.
+    broken = {f.path for f in tally.failed if stores.is_url(f.path) and f.reason != "no such file or directory"}
+    roots = [root for root in (location(g) for g in given) if root not in broken]
+    stored = {p for root in roots for p in database.paths_under(root)}
+    failed = {p for root in roots for p in database.failed_paths_under(root)}
     gone = sorted(stored - seen)
     stale_failures = sorted(failed - seen - {f.path for f in tally.failed} - stored)
     if gone or stale_failures:
@@ -217,9 +253,10 @@ def _forget_missing(database: Database, given: list[str], seen: set[str], tally:
 class _Writer:
     """Turns described files into catalog batches and commits them."""
 
-    def __init__(self, database: Database, tally: _Tally) -> None:
+    def __init__(self, database: Database, tally: _Tally, *, listed: dict[str, FoundFile]) -> None:
         self._database = database
         self._tally = tally
+        self._listed = listed  # store objects as listed: their failures keep the listed size and stamp
         self._states = database.file_states()
         self._batch = Batch()
         self._pending: list[tuple[str, str]] = []
@@ -246,11 +283,15 @@ class _Writer:
     def _take_failure(self, failure: Failed) -> None:
         self._tally.failed.append(failure)
         # A transient failure is recorded without size and mtime, so the next run retries it.
-        size, mtime = (None, None) if failure.transient else _stat_or_none(failure.path)
+        size, mtime = (None, None) if failure.transient else self._stat_or_none(failure.path)
         self._batch.failures.append(FailureRecord(failure.path, failure.reason, size, mtime))
         if failure.path in self._states:
             # The stored description no longer matches the file: forget it.
             self._batch.removals.append(failure.path)
+
+    def _stat_or_none(self, path: str) -> tuple[int | None, int | None]:
+        listed = self._listed.get(path)
+        return (listed.size, listed.mtime_ns) if listed is not None else _stat_or_none(path)
 
     def _take_description(self, result: FileDescription) -> None:
         kind = "updated" if result.path in self._states else "added"
@@ -263,11 +304,7 @@ class _Writer:
 
     def _take_known_content(self, result: FileDescription, kind: str) -> str:
         """A copy or a move: reuse the stored content; drop paths that are gone."""
-        gone = [
-            p
-            for p in self._database.paths_with_hash(result.content_hash)
-            if p != result.path and not os.path.lexists(p)
-        ]
+        gone = [p for p in self._database.paths_with_hash(result.content_hash) if p != result.path and not _exists(p)]
         self._batch.removals.extend(gone)
         return "moved" if gone and kind == "added" else kind
 
@@ -281,6 +318,10 @@ def _new_content(result: FileDescription) -> NewContent:
         descriptor=description.vectors.tobytes(), thumbnail=thumb.tobytes(),
         thumb_width=int(thumb.shape[1]), thumb_height=int(thumb.shape[0]),
     )  # fmt: skip
+
+
+def _exists(path: str) -> bool:
+    return stores.object_exists(path) if stores.is_url(path) else os.path.lexists(path)
 
 
 def _stat_or_none(path: str) -> tuple[int | None, int | None]:

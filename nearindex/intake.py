@@ -1,7 +1,8 @@
 """One file in, its content hash and description out.
 
 This is the unit of work the ingest pool runs in worker processes: read the
-bytes once, hash them, and decode only when the hash is new.
+bytes once, hash them, and decode only when the hash is new. Bytes read from
+a store (``stores``) go straight to ``describe_content``.
 """
 
 from __future__ import annotations
@@ -71,13 +72,37 @@ def describe_file(
     """
     data = read_file_bytes(path)
     stat = stat_after_read(path, len(data))
+    return describe_content(path, data, mtime_ns=stat.st_mtime_ns, settings=settings, known_hashes=known_hashes)
+
+
+def describe_content(
+    path: str, data: bytes, *, mtime_ns: int, settings: Settings = DEFAULT_SETTINGS,
+    known_hashes: Container[bytes] = frozenset(),
+) -> FileDescription:  # fmt: skip
+    """Hash and (if new) decode and describe bytes already read from ``path``.
+
+    Args:
+        path: Where the bytes came from (a local path or a store's URL), for
+            the description and for error messages.
+        data: The whole file.
+        mtime_ns: The modification time (or a store's change stamp) seen
+            when the bytes were read.
+        settings: Descriptor parameters and the pixel limit.
+        known_hashes: Hashes whose description is already stored.
+
+    Returns:
+        The FileDescription.
+
+    Raises:
+        ImageError: If the bytes are not a usable image.
+    """
     digest = hash_content(data)
     if digest in known_hashes:
-        return FileDescription(path, len(data), stat.st_mtime_ns, digest, 0, 0, None)
+        return FileDescription(path, len(data), mtime_ns, digest, 0, 0, None)
     gray = decode_grayscale(data, source=path, max_pixels=settings.max_pixels, min_long_side=2 * settings.thumb_side)
     width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
     description = describe(gray, settings=settings)
-    return FileDescription(path, len(data), stat.st_mtime_ns, digest, width, height, description)
+    return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
 
 
 def stat_after_read(path: str, size: int) -> os.stat_result:
@@ -111,16 +136,20 @@ def image_size(data: bytes, *, decoded_shape: tuple[int, int]) -> tuple[int, int
     return header
 
 
-def load_for_editing(path: str, *, long_side: int, settings: Settings = DEFAULT_SETTINGS) -> npt.NDArray[np.uint8]:
+def load_for_editing(
+    path: str, *, long_side: int, settings: Settings = DEFAULT_SETTINGS, data: bytes | None = None
+) -> npt.NDArray[np.uint8]:
     """An image file as 8-bit gray in three equal channels, its long side at most ``long_side``.
 
     What ``synthetic``'s edits take (they expect BGR); the decode may be at
-    reduced size, as for describing.
+    reduced size, as for describing. ``data``, when given, is the file's
+    content already read (a store's object: see ``filetree.read_bytes``).
 
     Raises:
         ImageError: If the file cannot be read or is not a usable image.
     """
-    gray = decode_grayscale(read_file_bytes(path), source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
+    content = read_file_bytes(path) if data is None else data
+    gray = decode_grayscale(content, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
     ratio = long_side / max(gray.shape)
     if ratio < 1:
         size = (max(1, round(gray.shape[1] * ratio)), max(1, round(gray.shape[0] * ratio)))

@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import api, output
 from .database import CATALOG_NAME, Database
 from .errors import DatabaseError, DatabaseLockedError, ImageError, NearIndexError
+from .filetree import read_bytes
 from .intake import load_for_editing
 from .settings import Settings
 from .synthetic import encode_image
@@ -147,7 +148,8 @@ def thumbnail_jpeg(path: str, *, side: int, settings: Settings) -> bytes:
     Raises:
         ImageError: If the file cannot be read or decoded.
     """
-    return encode_image(load_for_editing(path, long_side=side, settings=settings), ".jpg", quality=85)
+    image = load_for_editing(path, long_side=side, settings=settings, data=read_bytes(path))  # a file or an object
+    return encode_image(image, ".jpg", quality=85)
 
 
 def diff_files(a: str, b: str) -> tuple[dict[str, Any], bytes]:

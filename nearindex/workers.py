@@ -9,6 +9,10 @@ the file that kills a worker on its own is reported as that file's failure.
 Likewise, when no file at all finishes for ``timeout`` seconds, a worker is
 stuck: the pool is stopped, the files in flight are retried one at a time
 with the same limit, and the one that exceeds it alone is reported.
+
+A file found in a store (a URL) is read with one request and checked against
+the size the listing gave; its stamp is the listing's. Objects of a store that
+lives in this process's memory (``memory://``) are described here.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import Failed, ImageError, UnreadableFileError
-from .intake import FileDescription, describe_file
+from . import stores
+from .errors import Failed, ImageError, MissingDependencyError, UnreadableFileError
+from .filetree import FoundFile
+from .intake import FileDescription, describe_content, describe_file
 from .settings import Settings
 
 #: Files in flight per worker process.
@@ -34,11 +40,15 @@ _worker_settings: Settings | None = None
 _worker_known: frozenset[bytes] = frozenset()
 
 
-def describe_safely(path: str, settings: Settings, known: frozenset[bytes]) -> FileDescription | Failed:
-    """Describe one file, turning every error into a Failed item."""
+def describe_safely(found: FoundFile, settings: Settings, known: frozenset[bytes]) -> FileDescription | Failed:
+    """Describe one file or store object, turning every error into a Failed item."""
+    path = found.path
     try:
+        if stores.is_url(path):
+            data = stores.read_object(path, size=found.size)
+            return describe_content(path, data, mtime_ns=found.mtime_ns, settings=settings, known_hashes=known)
         return describe_file(path, settings=settings, known_hashes=known)
-    except UnreadableFileError as error:
+    except (UnreadableFileError, MissingDependencyError) as error:
         return Failed(error.subject, error.reason, transient=True)
     except ImageError as error:
         return Failed(error.subject, error.reason)
@@ -49,7 +59,7 @@ def describe_safely(path: str, settings: Settings, known: frozenset[bytes]) -> F
 
 
 def describe_files(
-    paths: Iterable[str],
+    files: Iterable[FoundFile],
     *,
     settings: Settings,
     known_hashes: frozenset[bytes],
@@ -59,22 +69,27 @@ def describe_files(
     """Describe files, in worker processes when ``workers`` > 0.
 
     Args:
-        paths: Regular files to describe.
+        files: Regular files (or store objects) to describe.
         settings: Descriptor parameters.
         known_hashes: Contents already stored (hashed, not decoded).
         workers: Worker processes; 0 describes in this process (no timeout then).
         timeout: Seconds a file may take in a worker before it fails (> 0).
 
     Yields:
-        One FileDescription or Failed per path, in completion order.
+        One FileDescription or Failed per file, in completion order.
     """
     if workers <= 0:
-        for path in paths:
-            yield describe_safely(path, settings, known_hashes)
+        for found in files:
+            yield describe_safely(found, settings, known_hashes)
         return
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
-    yield from _describe_in_pool(iter(paths), settings, known_hashes, workers, timeout)
+    yield from _describe_in_pool(iter(files), settings, known_hashes, workers, timeout)
+
+
+def in_this_process(found: FoundFile) -> bool:
+    """True for an object of a store that only this process can see (``memory://``)."""
+    return stores.is_url(found.path) and stores.protocol_of(found.path) in stores.PROCESS_LOCAL_PROTOCOLS
 
 
 def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
@@ -84,9 +99,9 @@ def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _describe_in_worker(path: str) -> FileDescription | Failed:
+def _describe_in_worker(found: FoundFile) -> FileDescription | Failed:
     assert _worker_settings is not None
-    return describe_safely(path, _worker_settings, _worker_known)
+    return describe_safely(found, _worker_settings, _worker_known)
 
 
 def _new_pool(settings: Settings, known: frozenset[bytes], workers: int) -> ProcessPoolExecutor:
@@ -105,13 +120,13 @@ def _ready() -> int:
 
 
 def _describe_in_pool(
-    paths: Iterator[str], settings: Settings, known: frozenset[bytes], workers: int, timeout: float
+    files: Iterator[FoundFile], settings: Settings, known: frozenset[bytes], workers: int, timeout: float
 ) -> Iterator[FileDescription | Failed]:
     pool = _new_pool(settings, known, workers)
-    in_flight: dict[Future[FileDescription | Failed], str] = {}
+    in_flight: dict[Future[FileDescription | Failed], FoundFile] = {}
     try:
         while True:
-            _fill(pool, paths, in_flight, workers * IN_FLIGHT_PER_WORKER)
+            _fill(pool, files, in_flight, workers * IN_FLIGHT_PER_WORKER)
             if not in_flight:
                 return
             done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -137,30 +152,38 @@ class _StuckError(Exception):
 
 
 def _fill(
-    pool: ProcessPoolExecutor, paths: Iterator[str], in_flight: dict[Future[FileDescription | Failed], str], limit: int
+    pool: ProcessPoolExecutor,
+    files: Iterator[FoundFile],
+    in_flight: dict[Future[FileDescription | Failed], FoundFile],
+    limit: int,
 ) -> None:
     while len(in_flight) < limit:
-        path = next(paths, None)
-        if path is None:
+        found = next(files, None)
+        if found is None:
             return
-        in_flight[pool.submit(_describe_in_worker, path)] = path
+        in_flight[pool.submit(_describe_in_worker, found)] = found
 
 
 def _isolate(
-    paths: list[str], settings: Settings, known: frozenset[bytes], timeout: float
+    files: list[FoundFile], settings: Settings, known: frozenset[bytes], timeout: float
 ) -> Iterator[FileDescription | Failed]:
     """Describe each suspect alone; the one that kills or stalls its worker fails."""
-    for path in paths:
+    for found in files:
         pool = _new_pool(settings, known, 1)
         try:
-            result: FileDescription | Failed = pool.submit(_describe_in_worker, path).result(timeout=timeout)
+            result: FileDescription | Failed = pool.submit(_describe_in_worker, found).result(timeout=timeout)
         except BrokenProcessPool:
-            result = Failed(path, "decoder crashed (worker process died)", transient=True)
+            result = crashed(found.path)
         except TimeoutError:
             _stop(pool)
-            result = Failed(path, f"took longer than {timeout:g} s to decode", transient=True)
+            result = Failed(found.path, f"took longer than {timeout:g} s to decode", transient=True)
         pool.shutdown(cancel_futures=True)
         yield result
+
+
+def crashed(path: str) -> Failed:
+    """The failure of a file that killed the worker process describing it, alone."""
+    return Failed(path, "decoder crashed (worker process died)", transient=True)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

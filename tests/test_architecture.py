@@ -16,7 +16,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nearindex"
 
 LAYERS = {
     "interface": {"cli", "__main__", "output", "__init__", "web"},
-    "use_cases": {"api", "ingest", "search", "duplicates", "calibration", "demo", "workers", "filetree", "evaluation"},
+    "use_cases": {
+        "api",
+        "ingest",
+        "search",
+        "duplicates",
+        "calibration",
+        "demo",
+        "workers",
+        "filetree",
+        "evaluation",
+        "cluster",
+    },
     "facade": {"database"},
     "pixels": {
         "images",
@@ -31,25 +42,28 @@ LAYERS = {
     },
     "metadata": {"models", "engine", "migrate", "catalog"},
     "vectors": {"vectors"},
+    "storage": {"stores"},
     "shared": {"errors", "settings", "progress"},
 }
 #: What each layer may import from nearindex (besides itself).
 ALLOWED = {
-    "interface": {"use_cases", "facade", "pixels", "metadata", "vectors", "shared"},
-    "use_cases": {"use_cases", "facade", "pixels", "metadata", "shared"},
+    "interface": {"use_cases", "facade", "pixels", "metadata", "vectors", "storage", "shared"},
+    "use_cases": {"use_cases", "facade", "pixels", "metadata", "storage", "shared"},
     "facade": {"metadata", "vectors", "shared"},
     "pixels": {"shared"},
     "metadata": {"shared"},
     "vectors": {"shared"},
+    "storage": {"shared"},
     "shared": set(),
 }
 THIRD_PARTY = {
     "interface": {"typer", "rich", "numpy", "fastapi", "starlette", "uvicorn"},
-    "use_cases": {"numpy"},
+    "use_cases": {"numpy", "distributed"},
     "facade": {"numpy", "sqlalchemy"},
     "pixels": {"cv2", "numpy"},
     "metadata": {"sqlalchemy", "alembic"},
     "vectors": {"faiss", "numpy"},
+    "storage": {"fsspec"},
     "shared": set(),
 }
 STDLIB_AND_SELF = {"nearindex", "__future__"}

@@ -291,7 +291,22 @@ def best_placement(source: Prepared, target: Prepared) -> Placement | None:
     return None if best is None else best[1]
 
 
-def align_into(source: Prepared, target: Prepared, *, exclusion: bool = True) -> tuple[float, Frame | None]:
+@dataclass(frozen=True)
+class Alignment:
+    """The best placement of one image's central part in another.
+
+    Attributes:
+        score: Mean of the band-pass and plain ``BLOCK_QUANTILE`` block correlations there (-1..1).
+        frame: The source's Frame in the target (None when no placement was usable).
+        planes: The (template, window) pairs compared there: band-pass, then plain.
+    """
+
+    score: float
+    frame: Frame | None
+    planes: Planes | None
+
+
+def align_into(source: Prepared, target: Prepared) -> Alignment:
     """Robust correlation of ``source``'s central part at its best placement in ``target``.
 
     Besides the placement ``matchTemplate`` prefers, the same framing
@@ -299,31 +314,17 @@ def align_into(source: Prepared, target: Prepared, *, exclusion: bool = True) ->
     pasted patch or a caption can pull the template's best match away from
     where a resized copy really lies.
 
-    Args:
-        source: The image whose central part is placed.
-        target: The image searched.
-        exclusion: At the better placement, also score the planes outside
-            the one region where they disagree most (``exclusion``), less
-            ``EXCLUSION_PENALTY``, and keep that when higher. Skipped when
-            the blocks already score ``1 - EXCLUSION_PENALTY`` or more.
-
     Returns:
-        The mean of the band-pass and the plain ``BLOCK_QUANTILE`` block
-        correlations, or the exclusion score (-1..1); 0 when no placement is
-        usable. And the source's Frame in the target (None likewise).
+        The better placement's Alignment; score 0 and no frame when no
+        placement is usable.
     """
-    best: tuple[float, Placement, Planes] | None = None
+    best = Alignment(0.0, None, None)
     for placement in {best_placement(source, target), same_framing(source, target)} - {None}:
         assert placement is not None
         score, planes = block_score(source, target, placement)
-        if best is None or score > best[0]:
-            best = (score, placement, planes)
-    if best is None:
-        return 0.0, None
-    score, placement, (bandpass, plain) = best
-    if exclusion and score < 1 - EXCLUSION_PENALTY:
-        score = max(score, correlation_outside_region(bandpass, plain) - EXCLUSION_PENALTY)
-    return score, placement.frame(source.plain.shape, target.plain.shape)
+        if best.frame is None or score > best.score:
+            best = Alignment(score, placement.frame(source.plain.shape, target.plain.shape), planes)
+    return best
 
 
 def same_framing(source: Prepared, target: Prepared) -> Placement | None:
@@ -353,18 +354,30 @@ def block_score(source: Prepared, target: Prepared, placement: Placement) -> tup
 
 
 def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, Frame | None]:
-    """``align_into``, retried with ``source`` turned by each of ``ROTATIONS`` when ambiguous.
+    """``align_into``, retried with ``source`` turned when ambiguous, and scored outside a local edit.
 
-    The Frame returned ignores the rotation (it is small). Turned templates
-    are scored by blocks only: a local edit is what the unturned one is
-    scored outside of, and that is most of the time the exclusion costs.
+    When the unturned score falls inside ``ROTATION_GATE``, ``source`` is
+    turned by each of ``ROTATIONS`` and the best kept. Then, unless the
+    blocks already score ``1 - EXCLUSION_PENALTY`` or more, the unturned
+    placement's planes are scored outside the one region where they disagree
+    most (``exclusion``); less ``EXCLUSION_PENALTY``, that stands in when
+    higher. The gate sees the blocks' score alone: lifted by the exclusion,
+    many unrelated pairs would be turned too, for nothing.
+
+    Returns:
+        The score (-1..1) and the source's Frame in the target, which
+        ignores a rotation (it is small); None when nothing was placed.
     """
-    best = align_into(source, target)
-    if ROTATION_GATE[0] < best[0] < ROTATION_GATE[1]:
+    unturned = best = align_into(source, target)
+    if ROTATION_GATE[0] < best.score < ROTATION_GATE[1]:
         for degrees in ROTATIONS:
-            turned = align_into(rotate(source, degrees), target, exclusion=False)
-            best = max(best, turned, key=lambda found: found[0])
-    return best
+            best = max(best, align_into(rotate(source, degrees), target), key=lambda found: found.score)
+    score, frame = best.score, best.frame
+    if unturned.planes is not None and score < 1 - EXCLUSION_PENALTY:
+        outside = correlation_outside_region(*unturned.planes) - EXCLUSION_PENALTY
+        if outside > score:
+            score, frame = outside, unturned.frame
+    return score, frame
 
 
 def rotate(image: Prepared, degrees: float) -> Prepared:

@@ -39,6 +39,10 @@ def slot(tmp_path_factory: pytest.TempPathFactory) -> Slot:
     ],
 )
 def test_a_killed_command_keeps_what_it_committed_and_a_rerun_finishes_it(slot: Slot, kind: str, target: str) -> None:
-    result = run_trial(slot, KINDS[kind], Moment(target=target, skips=2 if target == "describing" else 0))
-    assert result.problems == ()
+    moment = Moment(target=target, skips=2 if target == "describing" else 0)
+    for _attempt in range(3):  # a loaded machine's observer can miss a short phase: the run then just ends
+        result = run_trial(slot, KINDS[kind], moment)
+        assert result.problems == ()
+        if result.phase not in ("exited", "starting"):
+            break
     assert result.phase not in ("exited", "starting"), f"the process was not killed in {target!r}: {result.phase}"

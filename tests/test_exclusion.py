@@ -8,18 +8,9 @@ import pytest
 
 from nearindex import synthetic
 from nearindex.exclusion import CELLS, MAX_EXCLUDED_SHARE, correlation_outside_region, rectangles
-from nearindex.features import describe
-from nearindex.rescore import Prepared, align_allowing_rotation, align_into, prepare, rescore
+from nearindex.rescore import align_allowing_rotation, align_into
 
-
-def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:
-    description = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255)
-    return prepare(description.thumbnail), description.descriptor
-
-
-def score(first: np.ndarray, second: np.ndarray) -> float:
-    (a, va), (b, vb) = prepared(first), prepared(second)
-    return rescore(a, b, coarse=float(np.dot(va, vb))).score
+from .test_rescore import prepared, score
 
 
 def soft(seed: int) -> np.ndarray:

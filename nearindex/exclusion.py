@@ -102,13 +102,8 @@ def _cell_sums(first: Image, second: Image) -> npt.NDArray[np.float64]:
     rows, cols = first.shape[0] // CELLS, first.shape[1] // CELLS
     a, b = (np.asarray(image[: rows * CELLS, : cols * CELLS], np.float32) for image in (first, second))
     a, b = a - a.mean(), b - b.mean()
-    planes = cv2.merge([np.ones_like(a), a, b, a * a])  # cv2 resizes at most 4 channels at once
-    products = cv2.merge([b * b, a * b])
-    means = np.concatenate(
-        [cv2.resize(planes, (CELLS, CELLS), interpolation=cv2.INTER_AREA),
-         cv2.resize(products, (CELLS, CELLS), interpolation=cv2.INTER_AREA)],
-        axis=2,
-    )  # fmt: skip
+    stacked = np.ascontiguousarray(np.stack([np.ones_like(a), a, b, a * a, b * b, a * b], axis=2))
+    means = cv2.resize(stacked, (CELLS, CELLS), interpolation=cv2.INTER_AREA)
     per_cell = np.moveaxis(means, 2, 0).astype(np.float64) * (rows * cols)
     prefix_sums = np.zeros((6, CELLS + 1, CELLS + 1))
     prefix_sums[:, 1:, 1:] = per_cell.cumsum(axis=1).cumsum(axis=2)

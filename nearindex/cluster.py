@@ -99,6 +99,10 @@ def connect(address: str) -> Iterator[Client]:
         if cluster is not None:
             cluster.close()
         raise ClusterError(address, f"cannot reach the Dask scheduler ({error})") from error
+    except BaseException:  # Ctrl-C while connecting: the cluster started here must not outlive us
+        if cluster is not None:
+            cluster.close()
+        raise
     try:
         yield client
     finally:
@@ -148,13 +152,17 @@ def describe_on_cluster(
         return
     distributed = require_dask()
     untyped: Any = client  # parts of Client's API carry no annotations
-    _require_same_nearindex(untyped)
-    [shared] = untyped.scatter([(settings, known_hashes)], broadcast=True, hash=False)
-    run = _Run(untyped, distributed, shared, iter(files))
+    address = str(untyped.scheduler.address)
     try:
-        yield from run.results()
-    finally:
-        run.cancel()
+        _require_same_nearindex(untyped)
+        [shared] = untyped.scatter([(settings, known_hashes)], broadcast=True, hash=False)
+        run = _Run(untyped, distributed, shared, iter(files))
+        try:
+            yield from run.results()
+        finally:
+            run.cancel()
+    except (OSError, TimeoutError) as error:  # the scheduler went away (CommClosedError is an OSError)
+        raise ClusterError(address, f"lost the Dask scheduler ({error})") from error
 
 
 def _require_same_nearindex(client: Any) -> None:

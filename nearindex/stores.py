@@ -99,12 +99,16 @@ def list_objects(url: str) -> Iterator[StoredObject]:
     """
     fs, path = _filesystem(url)
     with _translated(url, "cannot list"):
-        fs.invalidate_cache(path)  # a listing cached by an earlier run in this process would hide changes
+        # A listing cached by an earlier run in this process would hide changes; s3fs's
+        # invalidate_cache(path) keeps the sub-folders' listings, so everything goes.
+        fs.invalidate_cache()
         info = fs.info(path)
         if info.get("type") != "directory":
             yield _object(fs, info)
             return
-        for _root, _dirs, files in fs.walk(path, detail=True):
+        # fsspec's default omits a sub-folder it cannot list, as if it were empty: sync would
+        # then forget everything stored under it. Raising makes the whole listing fail instead.
+        for _root, _dirs, files in fs.walk(path, detail=True, on_error="raise"):
             for name in sorted(files):
                 yield _object(fs, files[name])
 

@@ -227,6 +227,24 @@ def test_s3_bucket_on_the_cluster_stores_good_objects_and_reports_a_corrupt_one(
     assert all(path.startswith(f"{url}/") for path in catalog_rows(tmp_path / "db"))
 
 
+def test_a_second_run_in_the_same_process_sees_new_and_deleted_objects_in_sub_folders(
+    tmp_path: Path, collection: Collection, s3_endpoint: str
+) -> None:
+    url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    upload(collection.root, url)  # the collection has sub-folders
+    fs, root = fsspec.core.url_to_fs(url)
+    [nested, *_] = sorted(path for path in fs.find(root) if path.count("/") > root.count("/") + 1)
+    folder = nested.rsplit("/", 1)[0]
+    with nearindex.open(tmp_path / "db") as db:
+        added = db.add(url, workers=0).added
+        elsewhere = fsspec.filesystem("s3", skip_instance_cache=True)  # another writer: our listings do not hear of it
+        elsewhere.pipe_file(f"{folder}/new.png", collection.originals[0].read_bytes())
+        elsewhere.rm_file(nested)
+        synced = db.sync(url, workers=0)
+    assert (synced.added, synced.removed, synced.failed) == (1, 1, ())
+    assert added == len(collection.all_files)
+
+
 def test_a_sync_whose_listing_fails_forgets_nothing(
     tmp_path: Path, collection: Collection, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

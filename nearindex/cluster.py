@@ -54,6 +54,8 @@ BATCHES_PER_THREAD: Final = 3
 #: What ``--cluster local`` means: a cluster of worker processes on this machine.
 LOCAL_ADDRESS: Final = "local"
 INSTALL_HINT: Final = "pip install 'nearindex[dist]'"
+#: Seconds to wait for a first worker when the scheduler has none yet.
+WORKER_WAIT_SECONDS = 60.0
 
 Outcome = FileDescription | Failed
 _Shared = tuple[Settings, frozenset[bytes]]
@@ -166,7 +168,17 @@ def describe_on_cluster(
 
 
 def _require_same_nearindex(client: Any) -> None:
-    """Refuse workers whose installed nearindex is missing or another version than this process's."""
+    """Refuse workers whose installed nearindex is missing or another version than this process's.
+
+    Waits up to ``WORKER_WAIT_SECONDS`` for a first worker: with none, nothing
+    would be checked, and a worker joining later without nearindex would hang the run.
+    """
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+    except TimeoutError as error:
+        raise ClusterError(
+            client.scheduler.address, f"no Dask worker joined the scheduler within {WORKER_WAIT_SECONDS:g} s"
+        ) from error
     versions = client.get_versions(packages=["nearindex"])
     here = versions["client"]["packages"]["nearindex"]
     for address, worker in sorted(versions["workers"].items()):

@@ -26,7 +26,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 import nearindex
-from nearindex import output, stores, synthetic
+from nearindex import cluster, output, stores, synthetic
 from nearindex.cli import app
 from nearindex.filetree import FoundFile, read_bytes
 from nearindex.settings import DEFAULT_SETTINGS
@@ -243,6 +243,20 @@ def test_a_second_run_in_the_same_process_sees_new_and_deleted_objects_in_sub_fo
         synced = db.sync(url, workers=0)
     assert (synced.added, synced.removed, synced.failed) == (1, 1, ())
     assert added == len(collection.all_files)
+
+
+def test_a_scheduler_without_workers_is_one_line_and_changes_nothing(
+    tmp_path: Path, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "WORKER_WAIT_SECONDS", 1.0)
+    with (
+        LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as empty,
+        Client(empty) as connected,
+        nearindex.open(tmp_path / "db") as db,
+    ):
+        with pytest.raises(nearindex.ClusterError, match="no Dask worker joined the scheduler within 1 s"):
+            db.add(collection.root, client=connected)
+        assert db.info().images == 0
 
 
 def test_a_sync_whose_listing_fails_forgets_nothing(

@@ -161,7 +161,7 @@ def _load_originals(database: Database, chosen: list[int]) -> tuple[dict[int, np
         for path in paths:
             try:
                 data = read_bytes(path)  # a local file or a store's object
-                images[content_id] = load_for_editing(path, long_side=EDIT_SIDE, settings=database.settings, data=data)
+                images[content_id] = load_for_editing(path, data=data, long_side=EDIT_SIDE, settings=database.settings)
                 break
             except ImageError as error:
                 failure = Failed(error.subject, error.reason)

@@ -137,19 +137,23 @@ def image_size(data: bytes, *, decoded_shape: tuple[int, int]) -> tuple[int, int
 
 
 def load_for_editing(
-    path: str, *, long_side: int, settings: Settings = DEFAULT_SETTINGS, data: bytes | None = None
+    path: str, *, data: bytes, long_side: int, settings: Settings = DEFAULT_SETTINGS
 ) -> npt.NDArray[np.uint8]:
     """An image file as 8-bit gray in three equal channels, its long side at most ``long_side``.
 
     What ``synthetic``'s edits take (they expect BGR); the decode may be at
-    reduced size, as for describing. ``data``, when given, is the file's
-    content already read (a store's object: see ``filetree.read_bytes``).
+    reduced size, as for describing.
+
+    Args:
+        path: The file or store object ``data`` was read from (for error messages).
+        data: Its content (``filetree.read_bytes`` reads a file or a store's object).
+        long_side: Largest side of the result, in pixels.
+        settings: The pixel limit.
 
     Raises:
-        ImageError: If the file cannot be read or is not a usable image.
+        ImageError: If the content is not a usable image.
     """
-    content = read_file_bytes(path) if data is None else data
-    gray = decode_grayscale(content, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
+    gray = decode_grayscale(data, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
     ratio = long_side / max(gray.shape)
     if ratio < 1:
         size = (max(1, round(gray.shape[1] * ratio)), max(1, round(gray.shape[0] * ratio)))

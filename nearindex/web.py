@@ -148,7 +148,7 @@ def thumbnail_jpeg(path: str, *, side: int, settings: Settings) -> bytes:
     Raises:
         ImageError: If the file cannot be read or decoded.
     """
-    image = load_for_editing(path, long_side=side, settings=settings, data=read_bytes(path))  # a file or an object
+    image = load_for_editing(path, data=read_bytes(path), long_side=side, settings=settings)  # a file or an object
     return encode_image(image, ".jpg", quality=85)
 
 

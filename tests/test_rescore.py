@@ -66,7 +66,7 @@ def test_a_smooth_gradient_does_not_match_unrelated_scenes_as_a_duplicate() -> N
 
 def test_template_scales_run_from_fitting_down_to_about_half() -> None:
     scales = template_scales((96, 128), (96, 128))
-    assert scales == sorted(scales, reverse=True)
+    assert list(scales) == sorted(scales, reverse=True)
     assert scales[0] == pytest.approx(1 / 0.8)
     assert 0.5 < scales[-1] < 0.6
 

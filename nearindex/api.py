@@ -125,9 +125,15 @@ class NearIndex:
         """Compare two image files with this database's settings."""
         return search.compare(a, b, settings=self._database.settings)
 
-    def duplicates(self, *, min_score: float | None = None) -> list[DuplicateGroup]:
-        """All near-duplicate groups, largest first (see ``duplicates.find_duplicates``)."""
-        return find_duplicates(self._database, min_score=min_score)
+    def duplicates(
+        self, *, min_score: float | None = None, workers: int | None = None, progress: Progress | None = None
+    ) -> list[DuplicateGroup]:
+        """All near-duplicate groups, largest first (see ``duplicates.find_duplicates``).
+
+        ``workers`` processes rescore the candidate pairs (default: one per
+        core when there are many; 0 rescores in this process).
+        """
+        return find_duplicates(self._database, min_score=min_score, workers=workers, progress=progress)
 
     def calibrate(
         self,
@@ -137,14 +143,16 @@ class NearIndex:
         fpr: float = 0.001,
         seed: int = 0,
         store: bool = False,
+        workers: int | None = None,
         progress: Progress | None = None,
     ) -> Calibration:
         """Measure the duplicate threshold for ``fpr`` on this collection (see ``calibration.calibrate``).
 
-        With ``store``, it becomes this database's default threshold.
+        With ``store``, it becomes this database's default threshold. ``workers``
+        processes rescore the random pairs (as in ``duplicates``).
         """
         result = calibration.calibrate(
-            self._database, sample=sample, negatives=negatives, fpr=fpr, seed=seed, progress=progress
+            self._database, sample=sample, negatives=negatives, fpr=fpr, seed=seed, workers=workers, progress=progress
         )
         if store:
             calibration.store_calibration(self._database, result)

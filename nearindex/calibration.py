@@ -25,6 +25,7 @@ from .errors import DatabaseError, Failed, ImageError
 from .evaluation import threshold_at_fpr
 from .filetree import read_bytes
 from .intake import describe_image, load_for_editing
+from .pair_pool import score_pairs
 from .progress import NoProgress, Progress
 from .search import PairScorer, Side, candidate_contents, score_pair
 
@@ -88,6 +89,7 @@ def calibrate(
     negatives: int = 10_000,
     fpr: float = 0.001,
     seed: int = 0,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> Calibration:
     """Measure the duplicate threshold that keeps false matches at ``fpr`` on this collection.
@@ -98,6 +100,7 @@ def calibrate(
         negatives: Random pairs of different stored images to score.
         fpr: Share of false pairs allowed at or above the threshold (0 < fpr < 1).
         seed: Seed of the sampling, so a calibration can be repeated.
+        workers: Processes rescoring the random pairs (``pair_pool.score_pairs``).
         progress: Told about each pair scored.
 
     Returns:
@@ -117,7 +120,8 @@ def calibrate(
     chosen = [int(i) for i in rng.choice(content_ids, size=min(sample, len(content_ids)), replace=False)]
     progress.start(len(chosen) * len(CALIBRATION_EDITS) + negatives, "calibrating")
     positives, skipped = _score_edits(database, scorer, chosen, progress)
-    false_scores = _score_random_pairs(database, scorer, content_ids, negatives, rng, progress)
+    drawn = _draw_random_pairs(database, scorer, content_ids, negatives, rng)
+    false_scores = [score for _, score in score_pairs(database, sorted(drawn), workers=workers, progress=progress)]
     progress.finish()
     if not positives:
         raise DatabaseError(database.directory, "none of the sampled stored images could be read to make edits")
@@ -177,15 +181,10 @@ def _score_image(edited: np.ndarray, original: Side, database: Database) -> floa
     return score_pair(side, original).score
 
 
-def _score_random_pairs(
-    database: Database,
-    scorer: PairScorer,
-    content_ids: list[int],
-    count: int,
-    rng: np.random.Generator,
-    progress: Progress,
-) -> list[float]:
-    """Scores of up to ``count`` random pairs of different contents that are not each other's nearest neighbours.
+def _draw_random_pairs(
+    database: Database, scorer: PairScorer, content_ids: list[int], count: int, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """Up to ``count`` random pairs of different contents that are not each other's nearest neighbours.
 
     Raises:
         DatabaseError: If no such pair turns up (every image is another's nearest neighbour).
@@ -200,17 +199,16 @@ def _score_random_pairs(
 
     # Pairs come from a bounded subset, so that memory stays bounded however large the collection.
     pool = rng.choice(content_ids, size=min(len(content_ids), NEGATIVE_POOL), replace=False)
-    scores: list[float] = []
+    pairs: list[tuple[int, int]] = []
     for _attempt in range(count * MAX_DRAWS_PER_PAIR):
         first, second = (int(i) for i in rng.choice(pool, size=2, replace=False))
         if second not in neighbours(first) and first not in neighbours(second):
-            scores.append(scorer.score(first, second))
-            progress.advance(1)
-            if len(scores) == count:
-                return scores
-    if not scores:
+            pairs.append((first, second))
+            if len(pairs) == count:
+                return pairs
+    if not pairs:
         raise DatabaseError(database.directory, "too few stored images to draw pairs that are not nearest neighbours")
-    return scores
+    return pairs
 
 
 def _summarise(

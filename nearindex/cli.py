@@ -40,6 +40,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document 
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=0, help="Decoding processes (default: one per core).")
 ]
+RescoringWorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=0, help="Rescoring processes (default: one per core for many pairs).")
+]
 MaxPixelsOption = Annotated[
     int | None, typer.Option("--max-pixels", min=1, help="Refuse images larger than this (default 100000000).")
 ]
@@ -77,7 +80,7 @@ class BarProgress:
     """A rich progress bar on stderr."""
 
     def __init__(self, unit: str = "images") -> None:
-        self._unit = unit
+        self._unit = unit  # "" when the task's description names what is counted
         self._bar = RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True, console=Console(stderr=True),
@@ -96,10 +99,14 @@ class BarProgress:
         """Move the bar and show the rate."""
         self._done += steps
         rate = self._done / max(time.monotonic() - self._started, 1e-9)
-        self._bar.update(self._task, advance=steps, rate=f"{rate:.1f} {self._unit}/s")
+        per_second = f"{rate:.1f} {self._unit}/s" if self._unit else f"{rate:.1f}/s"
+        self._bar.update(self._task, advance=steps, rate=per_second)
 
     def finish(self) -> None:
-        """Remove the bar."""
+        """Remove the bar (another task may start one again)."""
+        if self._task is not None:
+            self._bar.remove_task(self._task)
+            self._task = None
         self._bar.stop()
 
 
@@ -268,11 +275,12 @@ def duplicates(
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Pair threshold (default: the duplicate threshold).")
     ] = None,
+    workers: RescoringWorkersOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """All groups of near-duplicate images, largest first."""
     with _opened(read_only=True) as database:
-        groups = database.duplicates(min_score=min_score)
+        groups = database.duplicates(min_score=min_score, workers=workers, progress=_progress(json_output, unit=""))
     typer.echo(output.to_json(output.groups_json(groups)) if json_output else output.groups_text(groups))
 
 
@@ -329,12 +337,15 @@ def calibrate(
     ] = 0.001,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling.")] = 0,
     store: Annotated[bool, typer.Option("--store", help="Make the threshold this database's default.")] = False,
+    workers: RescoringWorkersOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Measure the duplicate threshold for a false-match rate on your own images."""
     with _opened(read_only=not store, create=False) as database:
         bar = _progress(json_output, unit="pairs")
-        result = database.calibrate(sample=sample, negatives=negatives, fpr=fpr, seed=seed, store=store, progress=bar)
+        result = database.calibrate(
+            sample=sample, negatives=negatives, fpr=fpr, seed=seed, store=store, workers=workers, progress=bar
+        )
     document = output.calibration_json(result, stored=store)
     typer.echo(output.to_json(document) if json_output else output.calibration_text(result, stored=store))
 

@@ -90,6 +90,7 @@ class Database:
         writable: bool = True,
         create: bool | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        with_index: bool = True,
     ) -> Database:
         """Open (and, when writable, create) a database directory.
 
@@ -103,6 +104,8 @@ class Database:
                 ``lock_timeout`` seconds for another writer to finish.
             create: Create a missing database (default: when writable).
             lock_timeout: Seconds to wait for the writer lock (0: fail at once).
+            with_index: Load the vector index; a reader that only needs stored
+                contents (a rescoring worker) passes False and searches nothing.
 
         Raises:
             DatabaseError: If the directory is not a database (or cannot become one).
@@ -121,7 +124,8 @@ class Database:
             if not writable:
                 database._release_lock()
             database._load_settings()
-            database._load_index()
+            if with_index or writable:
+                database._load_index()
         except DBAPIError as error:
             if database is not None:
                 database.close()

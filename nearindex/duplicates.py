@@ -21,12 +21,14 @@ import numpy.typing as npt
 
 from .database import WINDOW_SLOTS, Database
 from .features import descriptor_from_thumbnail
+from .pair_pool import score_pairs
+from .progress import NoProgress, Progress
 from .search import PairScorer, relation_of, score_pair
 
 #: Neighbours (vectors) per query vector looked at by ``find_duplicates``.
 DUPLICATE_NEIGHBOURS = 32
-#: Contents per batch of the vector stage, and pairs rescored between two clearings of the scorer's cache.
-BATCH_CONTENTS, BATCH_PAIRS = 1024, 20_000
+#: Contents per batch of the vector stage.
+BATCH_CONTENTS = 1024
 #: Candidates below this coarse correlation are not rescored by ``find_duplicates``.
 DUPLICATE_MIN_COARSE = 0.3
 #: Larger connected groups are kept whole (splitting costs a rescore per member pair).
@@ -60,7 +62,13 @@ class DuplicateGroup:
     edited: tuple[str, ...] = ()
 
 
-def find_duplicates(database: Database, *, min_score: float | None = None) -> list[DuplicateGroup]:
+def find_duplicates(
+    database: Database,
+    *,
+    min_score: float | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[DuplicateGroup]:
     """All groups of near-duplicate images in the database, largest first.
 
     Each stored content's whole-image vector (and its mirror image's) fetch
@@ -75,13 +83,16 @@ def find_duplicates(database: Database, *, min_score: float | None = None) -> li
     Args:
         database: An open database.
         min_score: Threshold for a pair (default: the duplicate threshold).
+        workers: Processes rescoring the pairs (``pair_pool.score_pairs``;
+            default one per core for large jobs, 0 in this process).
+        progress: Told of the vector stage (images) and the rescoring (pairs).
 
     Returns:
         Groups of two or more paths, largest first, then by score.
     """
     threshold = database.settings.duplicate_threshold if min_score is None else min_score
     scorer = PairScorer(database)
-    edges = _scored_edges(database, scorer, threshold)
+    edges = _scored_edges(database, threshold, workers, progress or NoProgress())
     groups = [
         clique
         for component, inside in _union_groups(edges)
@@ -138,11 +149,18 @@ def vector_pairs(
     return {(int(k >> 32), int(k & 0xFFFFFFFF)): float(v) for k, v in zip(key[first], score[first], strict=True)}
 
 
+def indexed_contents(database: Database) -> list[int]:
+    """The contents with vectors in the index, sorted."""
+    return sorted({int(i) for i in database.index.ids() // WINDOW_SLOTS})
+
+
 def whole_image_queries(
-    database: Database, *, batch: int = BATCH_CONTENTS
+    database: Database, content_ids: list[int], *, batch: int = BATCH_CONTENTS, progress: Progress | None = None
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
-    """Batches of (content ids, queries): each indexed content's whole-image vector and its mirror image's."""
-    content_ids = sorted({int(i) for i in database.index.ids() // WINDOW_SLOTS})
+    """Batches of (content ids, queries): each content's whole-image vector and its mirror image's.
+
+    ``progress`` is advanced by a batch's contents when the next batch is asked for.
+    """
     grid, ranked = database.settings.grid, database.settings.ranked_cells
     for start in range(0, len(content_ids), batch):
         chunk = content_ids[start : start + batch]
@@ -153,21 +171,27 @@ def whole_image_queries(
             mirrored = database.thumbnail(contents[cid])[:, ::-1].astype(np.float32)
             rows += [whole, descriptor_from_thumbnail(mirrored, grid=grid, ranked=ranked)]
         yield np.asarray(chunk, np.int64), np.ascontiguousarray(np.stack(rows), np.float32)
+        if progress is not None:
+            progress.advance(len(chunk))
 
 
-def _scored_edges(database: Database, scorer: PairScorer, threshold: float) -> dict[tuple[int, int], float]:
+def _scored_edges(
+    database: Database, threshold: float, workers: int | None, progress: Progress
+) -> dict[tuple[int, int], float]:
     """Rescore the pairs the vectors bring close; keep those at or above threshold."""
-    pairs = vector_pairs(
-        database.index, whole_image_queries(database), neighbours=DUPLICATE_NEIGHBOURS, min_coarse=DUPLICATE_MIN_COARSE
-    )
-    scored: dict[tuple[int, int], float] = {}
-    for number, pair in enumerate(sorted(pairs)):
-        if number % BATCH_PAIRS == 0:
-            scorer.forget()  # bounded memory: sides of the current stretch of pairs only
-        score = scorer.score(*pair)
-        if score >= threshold:
-            scored[pair] = score
-    return scored
+    content_ids = indexed_contents(database)
+    progress.start(len(content_ids), "searching images")
+    try:
+        queries = whole_image_queries(database, content_ids, progress=progress)
+        pairs = vector_pairs(database.index, queries, neighbours=DUPLICATE_NEIGHBOURS, min_coarse=DUPLICATE_MIN_COARSE)
+    finally:
+        progress.finish()
+    progress.start(len(pairs), "rescoring pairs")
+    try:
+        scored = score_pairs(database, sorted(pairs), workers=workers, progress=progress)
+        return {pair: score for pair, score in scored if score >= threshold}
+    finally:
+        progress.finish()
 
 
 def _union_groups(edges: dict[tuple[int, int], float]) -> list[tuple[list[int], dict[tuple[int, int], float]]]:

@@ -29,7 +29,7 @@ from .images import sniff_format
 from .intake import FileDescription
 from .progress import NoProgress, Progress
 from .settings import Settings
-from .workers import DEFAULT_TIMEOUT, describe_files, in_this_process
+from .workers import DEFAULT_TIMEOUT, describe_files, in_this_process, pool_size
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -171,9 +171,7 @@ def _describe(
 
 def choose_workers(requested: int | None, files: int) -> int:
     """Worker processes to use for ``files`` files (see ``add``)."""
-    if requested is not None:
-        return max(0, requested)
-    return 0 if files < SMALL_JOB_FILES else len(os.sched_getaffinity(0))  # the cores this process may use
+    return pool_size(requested, files, small=SMALL_JOB_FILES)
 
 
 def remove(database: Database, paths: Iterable[str | os.PathLike[str]]) -> IngestReport:

@@ -355,6 +355,11 @@ class PairScorer:
         for cid, content in self._database.stored_contents(missing).items():
             self._sides[cid] = _stored_side(self._database, content)
 
+    @property
+    def loaded(self) -> int:
+        """How many contents are loaded."""
+        return len(self._sides)
+
     def forget(self) -> None:
         """Drop the loaded contents (they are loaded again when needed)."""
         self._sides.clear()

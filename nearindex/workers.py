@@ -87,6 +87,13 @@ def describe_files(
     yield from _describe_in_pool(iter(files), settings, known_hashes, workers, timeout)
 
 
+def pool_size(requested: int | None, jobs: int, *, small: int) -> int:
+    """Worker processes for ``jobs`` jobs: ``requested`` if given, else none below ``small`` jobs and one per core."""
+    if requested is not None:
+        return max(0, requested)
+    return 0 if jobs < small else len(os.sched_getaffinity(0))  # the cores this process may use
+
+
 def in_this_process(found: FoundFile) -> bool:
     """True for an object of a store that only this process can see (``memory://``)."""
     return stores.is_url(found.path) and stores.protocol_of(found.path) in stores.PROCESS_LOCAL_PROTOCOLS

@@ -27,6 +27,7 @@ LAYERS = {
         "filetree",
         "evaluation",
         "cluster",
+        "pair_pool",
     },
     "facade": {"database"},
     "pixels": {

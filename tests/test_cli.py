@@ -504,19 +504,9 @@ def _drain(fd: int, into: list[bytes]) -> None:
         into.append(chunk)
 
 
-def test_progress_bar_goes_to_a_terminal_stderr_never_to_piped_stdout(stored: Stored, db_path: Path) -> None:
+def run_with_terminal_stderr(args: list[str]) -> tuple[int, str, str]:
+    """Run a command with stderr on a pseudo-terminal and stdout piped: (exit code, stdout, what the terminal got)."""
     master, slave = pty.openpty()
-    args = [
-        sys.executable,
-        "-m",
-        "nearindex",
-        "--db",
-        str(db_path),
-        "add",
-        "--workers",
-        "0",
-        str(stored.collection.root),
-    ]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, env=clean_env(), text=True)
     os.close(slave)
     chunks: list[bytes] = []
@@ -527,8 +517,13 @@ def test_progress_bar_goes_to_a_terminal_stderr_never_to_piped_stdout(stored: St
     finally:
         reader.join(timeout=SUBPROCESS_TIMEOUT)
         os.close(master)
-    terminal = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0
+    return process.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_never_to_piped_stdout(stored: Stored, db_path: Path) -> None:
+    add = ["add", "--workers", "0", str(stored.collection.root)]
+    code, stdout, terminal = run_with_terminal_stderr([sys.executable, "-m", "nearindex", "--db", str(db_path), *add])
+    assert code == 0
     assert stdout == summary(added=stored.good, failed=3) + "\n"
     assert "describing" in terminal
 

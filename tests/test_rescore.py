@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from nearindex import rescore as rescore_module
 from nearindex import synthetic
 from nearindex.features import describe
 from nearindex.rescore import LOW_DETAIL, Prepared, prepare, rescore, template_scales
@@ -89,3 +90,37 @@ def test_a_smooth_gradient_has_less_detail_than_any_scene() -> None:
     gradients = [prepared(synthetic.make_gradient(seed))[0].detail for seed in range(6)]
     scenes = [prepared(synthetic.make_scene(seed))[0].detail for seed in range(6)]
     assert max(gradients) < LOW_DETAIL < min(scenes)
+
+
+def window_of(image: np.ndarray, keep: float) -> np.ndarray:
+    """The part of ``image`` keeping ``keep`` of each side, off-centre (from 10 % down and 20 % right)."""
+    height, width = image.shape[:2]
+    top, left = height // 10, width // 5
+    return image[top : top + round(keep * height), left : left + round(keep * width)]
+
+
+CROP_SIDES = (0.58, 0.62, 0.66, 0.7, 0.74, 0.78, 0.82)
+
+
+def crop_placements(original: np.ndarray) -> list[tuple[float, float]]:
+    """(score, error of the found scale) of each crop of ``original`` rescored against it."""
+    found = []
+    for keep in CROP_SIDES:
+        (a, va), (b, vb) = prepared(window_of(original, keep)), prepared(original)
+        rescored = rescore(a, b, coarse=float(np.dot(va, vb)))
+        assert rescored.frame is not None
+        found.append((rescored.score, float(np.abs(np.subtract(rescored.frame.scale, keep)).mean())))
+    return found
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_refining_the_scale_places_crops_closer_to_their_scale_and_scores_them_higher(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = synthetic.make_scene(seed)
+    refined = np.array(crop_placements(original))
+    monkeypatch.setattr(rescore_module, "SCALE_REFINEMENTS", ())
+    on_the_grid = np.array(crop_placements(original))
+    assert refined[:, 1].mean() < on_the_grid[:, 1].mean()
+    assert refined[:, 0].mean() > on_the_grid[:, 0].mean() + 0.005
+    assert (refined[:, 0] > on_the_grid[:, 0] - 0.005).all()

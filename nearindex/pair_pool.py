@@ -7,8 +7,10 @@ first images and each worker loads an image once for many pairs) and scored
 by ``spawn``-ed processes that open the database read-only themselves, without
 its vector index: only content ids and scores cross between processes.
 
-A worker that dies (out of memory, killed) does not end the job: the chunks it
-left unscored are scored in this process.
+A worker that dies (out of memory, killed) does not end the job, though it
+breaks its pool (Python stops the other workers too): the chunks left unscored
+go to a new pool, and if a worker of that one dies too, they are scored in
+this process.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ SMALL_JOB_PAIRS = 2_000
 CHUNK_PAIRS = 256
 #: Chunks in flight per worker (enough that none waits for the next).
 IN_FLIGHT_PER_WORKER = 3
-#: Loaded images a scorer keeps between chunks (about 100 KB each) ...
-SIDES_KEPT = 4_096
+#: Loaded images a scorer keeps between chunks (with the templates resized for their
+#: partners, about 350 KB each after ten partners, more after many).
+SIDES_KEPT = 1_024
+#: Pools started for one job: a second one takes the chunks a dead worker's pool left.
+POOL_STARTS = 2
 
 _worker_scorer: PairScorer | None = None
 
@@ -59,8 +64,10 @@ def score_pairs(
     chunks = [list(pairs[start : start + CHUNK_PAIRS]) for start in range(0, len(pairs), CHUNK_PAIRS)]
     count = pool_size(workers, len(pairs), small=SMALL_JOB_PAIRS)
     unscored = chunks
-    if count:
-        unscored = yield from _score_in_pool(database.directory, chunks, count, progress)
+    for _start in range(POOL_STARTS if count else 0):
+        if unscored:
+            # Resolved: a worker must open this database even if the caller changes directory.
+            unscored = yield from _score_in_pool(database.directory.resolve(), unscored, count, progress)
     scorer = PairScorer(database)
     for chunk in unscored:
         yield from zip(chunk, _score_chunk_with(scorer, chunk), strict=True)
@@ -78,7 +85,10 @@ def _score_in_pool(
         try:
             while True:
                 while len(in_flight) < workers * IN_FLIGHT_PER_WORKER and (chunk := next(waiting, None)) is not None:
-                    in_flight[pool.submit(_score_chunk, chunk)] = chunk
+                    try:
+                        in_flight[pool.submit(_score_chunk, chunk)] = chunk
+                    except BrokenProcessPool:  # a worker died since the last results came back
+                        return [chunk, *in_flight.values(), *waiting]
                 if not in_flight:
                     return []
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)

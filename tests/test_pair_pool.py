@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,10 @@ def test_duplicates_with_workers_equal_duplicates_in_this_process(filled: nearin
     assert filled.duplicates(workers=2) == filled.duplicates(workers=0)
 
 
-def test_a_killed_worker_leaves_no_pair_unscored(filled: nearindex.NearIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("pause", [0.0, 1.5])
+def test_a_killed_worker_leaves_no_pair_unscored(
+    filled: nearindex.NearIndex, monkeypatch: pytest.MonkeyPatch, pause: float
+) -> None:
     monkeypatch.setattr(pair_pool, "CHUNK_PAIRS", 4)  # many chunks still waiting when the workers die
     pairs = stored_pairs(filled, 96)
     here = dict(score_pairs(filled._database, pairs, workers=0))
@@ -50,6 +54,7 @@ def test_a_killed_worker_leaves_no_pair_unscored(filled: nearindex.NearIndex, mo
     killed = [child.pid for child in multiprocessing.active_children()]
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
+    time.sleep(pause)  # long enough for the pool to notice before the next chunk is sent
     found += list(scored)
     assert killed
     assert sorted(pair for pair, _ in found) == pairs

@@ -30,8 +30,12 @@ from .settings import DEFAULT_SETTINGS, Settings
 #: 0.94 of crops to 60 % and 1.0 instead of 0.97 of crop + caption + JPEG (pastes 0.89
 #: instead of 0.86), for about 10 more candidates than the 30 by default.
 WINDOW_LEADERS = 3
-#: The mirrored orientation is rescored when its coarse correlation comes within this of the direct one.
-MIRROR_MARGIN = 0.05
+#: The mirrored orientation is rescored when its coarse correlation beats the direct one by
+#: more than this. A flipped copy's beats it by far; rescoring whenever it came within 0.05
+#: of it (a lead of -0.05, as before) rescored 60 % of unrelated pairs twice. On the public
+#: corpus (the verification half of ``scripts/evaluate.py``) a lead of 0.05 found every true
+#: pair the old rule found, flips included, in 15 % less time.
+MIRROR_LEAD = 0.05
 
 
 @dataclass(frozen=True)
@@ -155,13 +159,13 @@ def score_pair(query: Side, stored: Side) -> PairScore:
 
     Returns:
         The better orientation's PairScore; the mirrored one is only
-        rescored when its coarse correlation comes close.
+        rescored when its coarse correlation is clearly higher (``MIRROR_LEAD``).
     """
     coarse = best_inner_product(query.vectors, stored.vectors)
     direct = rescore(query.prepared, stored.prepared, coarse=coarse)
     best = PairScore(direct.score, coarse, False, direct.frame)
     mirrored_coarse = best_inner_product(query.mirrored_vectors, stored.vectors)
-    if mirrored_coarse > coarse - MIRROR_MARGIN:
+    if mirrored_coarse > coarse + MIRROR_LEAD:
         flipped = rescore(query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse)
         if flipped.score > best.score:
             best = PairScore(flipped.score, mirrored_coarse, True, flipped.frame)

@@ -121,7 +121,8 @@ def calibrate(
     progress.start(len(chosen) * len(CALIBRATION_EDITS) + negatives, "calibrating")
     positives, skipped = _score_edits(database, scorer, chosen, progress)
     drawn = _draw_random_pairs(database, scorer, content_ids, negatives, rng)
-    false_scores = [score for _, score in score_pairs(database, sorted(drawn), workers=workers, progress=progress)]
+    scored = score_pairs(database, sorted(drawn), workers=workers, progress=progress, scorer=scorer)
+    false_scores = [score for _, score in scored]
     progress.finish()
     if not positives:
         raise DatabaseError(database.directory, "none of the sampled stored images could be read to make edits")

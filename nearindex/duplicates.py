@@ -92,7 +92,7 @@ def find_duplicates(
     """
     threshold = database.settings.duplicate_threshold if min_score is None else min_score
     scorer = PairScorer(database)
-    edges = _scored_edges(database, threshold, workers, progress or NoProgress())
+    edges = _scored_edges(database, scorer, threshold, workers, progress or NoProgress())
     groups = [
         clique
         for component, inside in _union_groups(edges)
@@ -176,7 +176,7 @@ def whole_image_queries(
 
 
 def _scored_edges(
-    database: Database, threshold: float, workers: int | None, progress: Progress
+    database: Database, scorer: PairScorer, threshold: float, workers: int | None, progress: Progress
 ) -> dict[tuple[int, int], float]:
     """Rescore the pairs the vectors bring close; keep those at or above threshold."""
     content_ids = indexed_contents(database)
@@ -188,7 +188,7 @@ def _scored_edges(
         progress.finish()
     progress.start(len(pairs), "rescoring pairs")
     try:
-        scored = score_pairs(database, sorted(pairs), workers=workers, progress=progress)
+        scored = score_pairs(database, sorted(pairs), workers=workers, progress=progress, scorer=scorer)
         return {pair: score for pair, score in scored if score >= threshold}
     finally:
         progress.finish()

@@ -46,7 +46,12 @@ _worker_scorer: PairScorer | None = None
 
 
 def score_pairs(
-    database: Database, pairs: Sequence[Pair], *, workers: int | None = None, progress: Progress | None = None
+    database: Database,
+    pairs: Sequence[Pair],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    scorer: PairScorer | None = None,
 ) -> Iterator[tuple[Pair, float]]:
     """Rescore pairs of stored contents (``search.PairScorer.score``).
 
@@ -55,7 +60,9 @@ def score_pairs(
         pairs: (content id, content id) pairs, best sorted.
         workers: Worker processes; 0 scores in this process; default one per
             core, or none for fewer than ``SMALL_JOB_PAIRS`` pairs.
-        progress: Advanced once per pair scored.
+        progress: Advanced by each chunk's pairs once they are scored.
+        scorer: What scores here (no workers, or after they failed), so that
+            images the caller already loaded are not loaded again.
 
     Yields:
         (pair, score) for every pair, in no particular order.
@@ -68,7 +75,7 @@ def score_pairs(
         if unscored:
             # Resolved: a worker must open this database even if the caller changes directory.
             unscored = yield from _score_in_pool(database.directory.resolve(), unscored, count, progress)
-    scorer = PairScorer(database)
+    scorer = scorer or PairScorer(database)
     for chunk in unscored:
         yield from zip(chunk, _score_chunk_with(scorer, chunk), strict=True)
         progress.advance(len(chunk))

@@ -94,7 +94,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ from nearindex import vectors
 from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
 from nearindex.intake import describe_file
-from nearindex.search import WINDOW_LEADERS, Side, score_pair
+from nearindex.search import RERANK_FACTOR, WINDOW_LEADERS, Side, score_pair
 from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
 from nearindex.vectors import VectorIndex
 
@@ -465,11 +465,19 @@ def leaders(contents: np.ndarray) -> set[int]:
     return found
 
 
-def product_candidates(scores: np.ndarray, contents: np.ndarray) -> list[int]:
-    """What ``query`` rescores: the best ``CANDIDATES`` contents, plus each vector's leaders."""
+def product_candidates(
+    scores: np.ndarray, contents: np.ndarray, rerank: Callable[[list[int]], list[int]] | None = None
+) -> list[int]:
+    """What ``query`` rescores: the best ``CANDIDATES`` contents, plus each vector's leaders.
+
+    With ``rerank`` (a compressed index), the best ``RERANK_FACTOR`` times as many are put in
+    exact order first, as ``search.candidate_contents`` does with the stored vectors.
+    """
     ranked = best_contents(scores, contents, len(contents) * CANDIDATES)
+    if rerank is not None:
+        ranked = rerank(ranked[: CANDIDATES * RERANK_FACTOR])
     lead = leaders(contents)
-    return ranked[:CANDIDATES] + [c for c in ranked[CANDIDATES:] if c in lead]
+    return ranked[:CANDIDATES] + [c for c in ranked[CANDIDATES:] if c in lead] + sorted(lead - set(ranked))
 
 
 @dataclass
@@ -481,19 +489,35 @@ class Answers:
     top: list[list[int]] = field(default_factory=list)
 
 
-def ask(index: VectorIndex, queries: Queries, count: int) -> Answers:
-    """Run the first ``count`` queries one at a time, as ``query`` does (16 vectors, k = 30)."""
+def exact_order(exact: VectorIndex, rows: np.ndarray, contents: list[int]) -> list[int]:
+    """``contents`` by the exact best inner product of their vectors (from ``exact``) with ``rows``."""
+    stored = np.stack([exact.reconstruct(int(i)) for i in vector_ids(np.asarray(contents, np.int64))])
+    best = (rows @ stored.T).reshape(len(rows), len(contents), WINDOW_COUNT).max(axis=(0, 2))
+    return [contents[i] for i in np.argsort(-best, kind="stable")]
+
+
+def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | None = None) -> Answers:
+    """Run the first ``count`` queries one at a time, as ``query`` does (16 vectors, k = 30).
+
+    With ``exact`` (the flat index, standing in for the catalog's stored vectors), a compressed
+    index's shortlist of ``RERANK_FACTOR`` times as many contents is ranked exactly, timed.
+    """
     answers = Answers()
+    shortlist = CANDIDATES * (RERANK_FACTOR if exact is not None else 1)
     stacks = np.concatenate([queries.vectors[:count], mirror(queries.vectors[:count])], axis=1)
     for stack in stacks:
         rows = np.ascontiguousarray(stack)
         started = time.perf_counter()
-        scores, ids = index.search(rows, CANDIDATES)
+        scores, ids = index.search(rows, shortlist)
         contents = contents_of(ids)
-        candidates = product_candidates(scores, contents)
+        rerank = None if exact is None else (lambda found, rows=rows: exact_order(exact, rows, found))
+        candidates = product_candidates(scores, contents, rerank)
         answers.milliseconds.append((time.perf_counter() - started) * 1000)
         answers.candidates.append(candidates)
-        answers.top.append(best_contents(scores[:WINDOW_COUNT], contents[:WINDOW_COUNT], CANDIDATES))
+        direct = best_contents(scores[:WINDOW_COUNT], contents[:WINDOW_COUNT], shortlist)
+        if exact is not None:
+            direct = exact_order(exact, rows[:WINDOW_COUNT], direct)
+        answers.top.append(direct[:CANDIDATES])
     return answers
 
 
@@ -657,10 +681,12 @@ def first_answers(answers: Answers, count: int) -> Answers:
     return Answers(answers.milliseconds[:count], answers.candidates[:count], answers.top[:count])
 
 
-def ask_all(index: VectorIndex, built: Built, count: int | None) -> dict[str, Answers]:
+def ask_all(
+    index: VectorIndex, built: Built, count: int | None, exact: VectorIndex | None = None
+) -> dict[str, Answers]:
     """Random and near-dup queries (the first ``count`` of each, or all) against one index."""
     queries = {"random": built.random, "near": built.near}
-    return {kind: ask(index, q, count or len(q.vectors)) for kind, q in queries.items()}
+    return {kind: ask(index, q, count or len(q.vectors), exact) for kind, q in queries.items()}
 
 
 def bench_scale(synthesis: Synthesis, size: int, args: argparse.Namespace, costs: dict[str, float]) -> dict[str, Any]:
@@ -675,7 +701,8 @@ def bench_scale(synthesis: Synthesis, size: int, args: argparse.Namespace, costs
     result: dict[str, Any] = {"size": size, "product_kind": vectors.choose_index_kind(size * WINDOW_COUNT),
                               "seconds": built.seconds, "on_disk": on_disk, **index_facts(built)}  # fmt: skip
     progress("querying")
-    answers = {"compressed": ask_all(built.compressed, built, None)}
+    # Re-ranking needs the exact vectors: the flat index holds them when it is built.
+    answers = {"compressed": ask_all(built.compressed, built, None, built.flat)}
     if built.flat is not None:
         answers["flat"] = ask_all(built.flat, built, args.flat_queries)
         progress("flat index: duplicates on the sample")

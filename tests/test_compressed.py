@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 import nearindex
 from nearindex import synthetic, vectors
 from nearindex.cli import app
-from nearindex.duplicates import vector_pairs
+from nearindex.duplicates import indexed_contents, vector_pairs
+from nearindex.search import Side, best_coarse, best_inner_product, candidate_contents, describe_query
 from nearindex.vectors import VectorIndex
 
 from .conftest import Collection
@@ -88,3 +89,27 @@ def test_vector_pairs_finds_close_contents_once_with_their_best_product() -> Non
     queries = np.ascontiguousarray(rows[[1, 3, 5]])
     pairs = vector_pairs(index, [(np.array([0, 1, 2], np.int64), queries)], neighbours=6, min_coarse=0.9, slots=16)
     assert list(pairs) == [(0, 2)] and pairs[(0, 2)] > 0.99
+
+
+def test_a_compressed_index_ranks_its_candidates_by_their_stored_vectors_exact_products(
+    filled: nearindex.NearIndex, collection: Collection
+) -> None:
+    database = filled._database
+    filled.reindex("compressed")
+    count = 12
+    contents = database.stored_contents(indexed_contents(database))
+    found_best = estimated_best = 0
+    for path in [*collection.edits[0].values(), collection.unrelated[0]]:
+        side = Side.of(describe_query(path), database.settings)
+        queries = np.concatenate([side.vectors, side.mirrored_vectors])
+        exact = {
+            cid: best_inner_product(queries, np.frombuffer(c.descriptor, np.float32).reshape(-1, side.vectors.shape[1]))
+            for cid, c in contents.items()
+        }
+        truth = set(sorted(exact, key=lambda cid: -exact[cid])[:count])
+        found = candidate_contents(database, side, count, window_leaders=0)
+        assert found == sorted(found, key=lambda cid: -exact[cid])
+        estimated, _ = best_coarse(database, side, count)
+        found_best += len(truth & set(found))
+        estimated_best += len(truth & set(sorted(estimated, key=lambda cid: -estimated[cid])[:count]))
+    assert found_best > estimated_best

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import Content, Failure, File, IngestRun, State, utc_now
@@ -295,33 +295,26 @@ def _under(column: Any, prefix: str) -> Any:
 
 
 def _insert_contents(session: Session, contents: Sequence[NewContent]) -> dict[bytes, int]:
-    added = {}
+    """Insert the contents whose hash is new (one executemany); returns their ids by hash."""
     known = _ids_by_hash(session, [c.content_hash for c in contents])
-    for item in contents:
-        if item.content_hash in known:
-            continue
-        row = Content(**vars(item))
-        session.add(row)
-        session.flush()
-        known[item.content_hash] = added[item.content_hash] = row.id
-    return added
+    new = {c.content_hash: vars(c) for c in contents if c.content_hash not in known}
+    if not new:
+        return {}
+    session.execute(insert(Content), list(new.values()))
+    return _ids_by_hash(session, list(new))
 
 
 def _upsert_files(session: Session, files: Sequence[FileRecord]) -> set[int]:
     """Point each path at its content; returns content ids that lost a path."""
     ids = _ids_by_hash(session, [f.content_hash for f in files])
-    previous: set[int] = set()
-    for record in files:
-        row = session.scalar(select(File).where(File.path == record.path))
-        if row is None:
-            row = File(path=record.path, size=0, mtime_ns=0, content_id=ids[record.content_hash])
-            session.add(row)
-        elif row.content_id != ids[record.content_hash]:
-            previous.add(row.content_id)
-        row.size, row.mtime_ns, row.seen_at = record.size, record.mtime_ns, utc_now()
-        row.content_id = ids[record.content_hash]
-    paths = [f.path for f in files]
-    for chunk in _chunks(paths, 500):
+    now = utc_now()
+    rows = [
+        {"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns, "seen_at": now, "content_id": ids[f.content_hash]}
+        for f in files
+    ]
+    stored = _upsert_by_path(session, File, rows, File.content_id)
+    previous = {stored[r["path"]][1] for r in rows if r["path"] in stored and stored[r["path"]][1] != r["content_id"]}
+    for chunk in _chunks([f.path for f in files], 500):
         session.execute(delete(Failure).where(Failure.path.in_(chunk)))
     return previous
 
@@ -337,17 +330,34 @@ def _delete_files(session: Session, paths: Sequence[str]) -> set[int]:
 
 
 def _record_failures(session: Session, failures: Sequence[FailureRecord]) -> None:
-    for failure in failures:
-        row = session.scalar(select(Failure).where(Failure.path == failure.path))
-        if row is None:
-            session.add(Failure(**vars(failure)))
-        else:
-            row.reason, row.size, row.mtime_ns, row.failed_at = (
-                failure.reason,
-                failure.size,
-                failure.mtime_ns,
-                utc_now(),
-            )
+    now = utc_now()
+    _upsert_by_path(session, Failure, [{**vars(f), "failed_at": now} for f in failures])
+
+
+def _upsert_by_path(
+    session: Session, model: type[File] | type[Failure], rows: list[dict[str, Any]], *before: Any
+) -> dict[str, tuple[Any, ...]]:
+    """Insert rows with a new path, update the others (each as one executemany).
+
+    Returns:
+        {path: (row id, *before)} of the rows that were already stored, as they were.
+    """
+    stored = _rows_by_path(session, model.path, model.id, *before, paths=[row["path"] for row in rows])
+    new = {row["path"]: row for row in rows if row["path"] not in stored}
+    changed = {stored[row["path"]][0]: {**row, "id": stored[row["path"]][0]} for row in rows if row["path"] in stored}
+    if new:
+        session.execute(insert(model), list(new.values()))
+    if changed:
+        session.execute(update(model), list(changed.values()))
+    return stored
+
+
+def _rows_by_path(session: Session, path: Any, *columns: Any, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """{path: the row's ``columns``} for the stored rows among ``paths`` (``path`` is the model's path column)."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for chunk in _chunks(sorted(set(paths)), 500):
+        found.update((row[0], tuple(row[1:])) for row in session.execute(select(path, *columns).where(path.in_(chunk))))
+    return found
 
 
 def _delete_orphans(session: Session, candidates: set[int]) -> list[int]:

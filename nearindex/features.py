@@ -92,11 +92,15 @@ def normalise(vector: npt.NDArray[np.floating]) -> FloatArray:
     Returns:
         float32 copy with mean 0 and norm 1, or all zeros when it has no spread.
     """
-    centred = np.asarray(vector, np.float64) - float(np.mean(vector))
-    norm = float(np.sqrt((centred * centred).sum()))
-    if norm < 1e-9 * max(1.0, centred.size):
-        return np.zeros(centred.shape, np.float32)
-    return (centred / norm).astype(np.float32)
+    return normalise_rows(np.asarray(vector)[None, :]).reshape(-1)
+
+
+def normalise_rows(matrix: npt.NDArray[np.floating]) -> FloatArray:
+    """``normalise`` applied to each row of a 2-D array at once."""
+    centred = np.asarray(matrix, np.float64) - np.mean(matrix, axis=1, dtype=np.float64, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))[:, None]
+    spread = norms >= 1e-9 * max(1.0, matrix.shape[1])
+    return np.where(spread, centred / np.where(spread, norms, 1.0), 0.0).astype(np.float32)
 
 
 def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bool = False) -> FloatArray:
@@ -111,23 +115,47 @@ def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int,
     Returns:
         float32 vector of length grid**2 (zeros for a flat thumbnail).
     """
+    return _vectors_of_cells(_grid_cells(thumbnail, grid)[None, :], ranked=ranked).reshape(-1)
+
+
+def _grid_cells(thumbnail: npt.NDArray[np.floating], grid: int) -> FloatArray:
+    """A thumbnail resized to grid x grid cells, flattened."""
     thumb = thumbnail.astype(np.float32, copy=False)
     interpolation = cv2.INTER_AREA if min(thumb.shape) >= grid else cv2.INTER_LINEAR
-    cells = np.asarray(cv2.resize(thumb, (grid, grid), interpolation=interpolation), np.float32).ravel()
-    return normalise(cell_ranks(cells) if ranked else cells)
+    return np.asarray(cv2.resize(thumb, (grid, grid), interpolation=interpolation), np.float32).ravel()
+
+
+def _vectors_of_cells(cells: FloatArray, *, ranked: bool) -> FloatArray:
+    return normalise_rows(cell_ranks(cells) if ranked else cells)
 
 
 def cell_ranks(cells: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """Ranks of the values of a 1-D array, 0-based, tied values sharing their average rank.
+    """Ranks of the values along the last axis, 0-based, tied values sharing their average rank.
 
     Ranks bound what any one region can weigh in a correlation: a pasted
     high-contrast patch over a soft image moves 15 % of the ranks, while in
     plain values it outweighs the rest of the picture. Ties must share a rank
     or the flat white of a figure would turn into noise.
+
+    Args:
+        cells: A 1-D array, or a 2-D one ranked row by row.
+
+    Returns:
+        float64 ranks of the same shape.
     """
-    _, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts + 1) / 2.0
-    return np.asarray(average_rank[inverse.ravel()], np.float64)
+    rows = np.atleast_2d(cells)
+    order = np.argsort(rows, axis=1)  # any order within a run of ties: they all get its average
+    ordered = np.take_along_axis(rows, order, axis=1)
+    position = np.broadcast_to(np.arange(rows.shape[1]), rows.shape)
+    opens = np.ones(rows.shape, bool)  # the first of a run of equal values
+    opens[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    closes = np.ones(rows.shape, bool)  # the last of a run
+    closes[:, :-1] = opens[:, 1:]
+    first = np.maximum.accumulate(np.where(opens, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(closes, position, rows.shape[1])[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(rows.shape, np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0, axis=1)
+    return ranks.reshape(np.shape(cells))
 
 
 def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bool = False) -> FloatArray:
@@ -142,12 +170,12 @@ def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bo
         float32 (len(WINDOWS), grid**2) matrix, row 0 the whole image.
     """
     height, width = thumbnail.shape
-    rows = []
+    cells = []
     for top, bottom, left, right in WINDOWS:
         y0, x0 = round(top * height), round(left * width)
         window = thumbnail[y0 : max(round(bottom * height), y0 + 1), x0 : max(round(right * width), x0 + 1)]
-        rows.append(descriptor_from_thumbnail(window, grid=grid, ranked=ranked))
-    return np.ascontiguousarray(np.stack(rows))
+        cells.append(_grid_cells(window, grid))
+    return np.ascontiguousarray(_vectors_of_cells(np.stack(cells), ranked=ranked))
 
 
 def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int, ranked: bool = False) -> FloatArray:

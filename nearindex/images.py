@@ -250,7 +250,8 @@ def check_complete(data: bytes, fmt: str, *, source: str | os.PathLike[str] = "<
 def _jpeg_is_complete(data: bytes) -> bool:
     # 0xFFD9 cannot occur inside entropy-coded data (0xFF is stuffed as 0xFF00).
     scan = next((offset for marker, offset in _jpeg_segments(data) if marker == _JPEG_SOS), None)
-    return scan is not None and data.find(b"\xff\xd9", scan) >= 0
+    # Searching from the end finds it at once in a whole file; an end marker anywhere after the scan will do.
+    return scan is not None and data.rfind(b"\xff\xd9", scan) >= 0
 
 
 def _png_is_complete(data: bytes) -> bool:
@@ -366,11 +367,14 @@ def _decode(data: bytes, flags: int, source: str | os.PathLike[str], fmt: str) -
 
 
 def _to_unit_float(image: npt.NDArray[Any]) -> FloatImage:
-    if np.issubdtype(image.dtype, np.integer):
-        scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    if image.dtype in (np.uint8, np.uint16):  # in range already: one pass, no clipping
+        scaled = np.multiply(image, np.float32(1 / np.iinfo(image.dtype).max), dtype=np.float32)
     else:
-        scaled = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(scaled, 0.0, 1.0, out=scaled)
+        if np.issubdtype(image.dtype, np.integer):
+            scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+        else:
+            scaled = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(scaled, 0.0, 1.0, out=scaled)
     if scaled.ndim == 3:  # defensive: decoders asked for gray have returned colour
         scaled = scaled[:, :, 0] if scaled.shape[2] < 3 else scaled[:, :, :3] @ _BGR_WEIGHTS
     return np.ascontiguousarray(scaled, dtype=np.float32)

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nearindex import synthetic
-from nearindex.features import FLAT_STD, blur_thumbnail, describe, descriptor_from_thumbnail, normalise
+from nearindex.features import (
+    FLAT_STD,
+    blur_thumbnail,
+    cell_ranks,
+    describe,
+    descriptor_from_thumbnail,
+    normalise,
+    normalise_rows,
+)
 from nearindex.settings import DEFAULT_SETTINGS
 
 images = arrays(
@@ -58,6 +66,28 @@ def test_ranked_cells_bound_a_pasted_patch() -> None:
     plain = float(describe(soft, settings=PLAIN_CELLS).descriptor @ describe(pasted, settings=PLAIN_CELLS).descriptor)
     ranked = float(describe(soft).descriptor @ describe(pasted).descriptor)
     assert ranked > plain + 0.2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays(
+        np.float32, st.tuples(st.integers(1, 8), st.integers(1, 64)), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    )
+)
+def test_cell_ranks_of_each_row_are_average_ranks_with_ties_shared(cells: np.ndarray) -> None:
+    ranks = cell_ranks(cells)
+    for row, row_ranks in zip(cells, ranks, strict=True):
+        assert np.array_equal(row_ranks, _average_ranks(row.astype(np.float64)))
+        assert np.array_equal(cell_ranks(row), row_ranks)
+
+
+def test_rows_without_real_spread_normalise_to_zeros_and_the_others_to_unit_norm() -> None:
+    rng = np.random.default_rng(5)
+    rows = np.stack([np.full(256, 0.3) + rng.normal(0, 1e-12, 256), rng.random(256), np.zeros(256)]).astype(np.float32)
+    result = normalise_rows(rows)
+    assert not result[0].any() and not result[2].any()
+    assert abs(float(np.linalg.norm(result[1])) - 1) < 1e-5
+    assert np.allclose(result[1], normalise(rows[1]))
 
 
 def _cells(image: np.ndarray) -> np.ndarray:

@@ -33,8 +33,9 @@ WINDOW_LEADERS = 3
 #: A compressed index's candidates are chosen from this many times as many contents, ranked by
 #: their stored vectors' exact inner products (``candidate_contents``). On 10^5 images of
 #: ``scripts/bench_scale.py``, the exact best 10 among the best 30 went from 0.966 to 0.989
-#: with 2 and 0.993 with 3, for about 2 ms per query.
-RERANK_FACTOR = 2
+#: with 2 and 0.993 with 3, for about 2 ms per query; 3 makes up for the smaller codes of
+#: ``vectors.CODE_BYTES`` (28 bytes: 0.986 with 2, 0.992 with 3).
+RERANK_FACTOR = 3
 #: The mirrored orientation is rescored when its coarse correlation beats the direct one by
 #: more than this. A flipped copy's beats it by far; rescoring whenever it came within 0.05
 #: of it (a lead of -0.05, as before) rescored 60 % of unrelated pairs twice. On the public

@@ -7,8 +7,8 @@ small it is exact (a flat index, 1 KB per 256-d vector); above
 ``REDUCED_DIMENSION`` main axes of the stored vectors (an uncentred PCA, so
 inner products keep their meaning, turned by a fixed random rotation so the
 quantiser's sub-vectors carry equal variance), filed in one of a few thousand
-IVF lists and kept as a ``CODE_BYTES``-byte product-quantiser code (40 bytes
-with its id, 320 per image). A compressed index only has to find the right
+IVF lists and kept as a ``CODE_BYTES``-byte product-quantiser code (36 bytes
+with its id, 288 per image). A compressed index only has to find the right
 candidates: the rescorer ranks them exactly. Its file name carries the catalog generation it reflects
 (``vectors.00000042.faiss``); a file for any other generation is stale. Saving
 writes a temporary file in the same folder, fsyncs it and renames it into
@@ -37,12 +37,17 @@ _FILE_PATTERN = re.compile(r"^vectors\.(\d+)\.faiss$")
 #: Vector count above which a database's index is compressed (125,000 images of 8 windows).
 COMPRESS_ABOVE = 1_000_000
 #: Dimensions kept by the compressed index's projection.
-REDUCED_DIMENSION = 64
+REDUCED_DIMENSION = 56
 #: Bytes of product-quantiser code per vector in the compressed index. Measured on 100,000
 #: vectors drawn with the covariance of the public corpus's descriptors (the exact top 10
 #: among the compressed top 30): 16 bytes kept 0.87 of them, 32 bytes 0.99, 4-bit
-#: fast-scan codes of 32 bytes 0.97; the projection to 64 dims alone 0.999.
-CODE_BYTES = 32
+#: fast-scan codes of 32 bytes 0.97; the projection to 64 dims alone 0.999. With
+#: ``scripts/bench_scale.py`` at 10^5 images, 28 bytes over 56 dims (288 bytes per image with
+#: the ids, under the 300 wanted) kept candidate recall@10 at 0.986/0.985 (random /
+#: near-duplicate queries) against 0.989/0.988 for 32 over 64, and 0.992/0.988 once
+#: ``search.RERANK_FACTOR`` went from 2 to 3; 32 codes of 7 bits over 64 dims were both
+#: worse (0.982/0.984) and slower (no 8-bit fast path).
+CODE_BYTES = 28
 #: IVF lists searched per query vector by the compressed index (64 of 1,024 kept 0.976 in
 #: the measurement above, 128 kept 0.993). With 10^5 images of ``scripts/bench_scale.py``
 #: (4,096 lists), 256 probes instead of 128 raised candidate recall@10 only from 0.966 to
@@ -67,6 +72,11 @@ LIST_GROWTH = 4
 #: Bytes per entry of the flat index's id map (a hash map from id to row; measured
 #: with ``faiss.IndexIDMap2`` as the growth of the process's memory).
 _ID_MAP_ENTRY_BYTES = 48
+
+
+def sub_quantisers(dimension: int) -> int:
+    """Product-quantiser sub-vectors (a byte each) for ``dimension``: the most, up to ``CODE_BYTES``, dividing it."""
+    return max(m for m in range(1, min(CODE_BYTES, dimension) + 1) if dimension % m == 0)
 
 
 def choose_index_kind(vector_count: int) -> str:
@@ -122,7 +132,7 @@ class VectorIndex:
             raise ValueError(f"needs at least {MIN_TRAINING} vectors to train on, has {len(training)}")
         lists = min(lists or list_count(len(training)), max(1, len(training) // MIN_PER_LIST))
         reduced = min(REDUCED_DIMENSION, dimension)
-        coded = faiss.index_factory(reduced, f"IVF{lists},PQ{min(CODE_BYTES, reduced)}", faiss.METRIC_INNER_PRODUCT)
+        coded = faiss.index_factory(reduced, f"IVF{lists},PQ{sub_quantisers(reduced)}", faiss.METRIC_INNER_PRODUCT)
         # index_factory asks for polysemous training (codes ordered for Hamming distances), which
         # we never use and which took 49 s of the 50 s that 280 vectors took to train.
         cast(Any, faiss.downcast_index(coded)).do_polysemous_training = False  # an IndexIVFPQ member

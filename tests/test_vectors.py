@@ -304,3 +304,20 @@ def test_an_index_outgrows_its_kind_by_size(monkeypatch: pytest.MonkeyPatch) -> 
     assert vectors.choose_index_kind(300) == "flat" and not flat.outgrown()
     monkeypatch.setattr(vectors, "COMPRESS_ABOVE", 200)
     assert vectors.choose_index_kind(300) == "compressed" and flat.outgrown()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300))
+def test_the_code_uses_the_most_sub_quantisers_that_divide_the_projection(dimension: int) -> None:
+    parts = vectors.sub_quantisers(dimension)
+    assert dimension % parts == 0 and parts <= vectors.CODE_BYTES
+    assert not any(dimension % more == 0 for more in range(parts + 1, min(vectors.CODE_BYTES, dimension) + 1))
+
+
+def test_a_compressed_index_trains_on_vectors_its_code_size_does_not_divide() -> None:
+    rows = low_rank_rows(600, seed=5)[:, :36]  # grid 6: 36 dims, which 28 one-byte codes cannot split
+    rows = np.ascontiguousarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
+    index = VectorIndex.compressed(36, rows)
+    index.add(np.arange(600, dtype=np.int64), rows)
+    _, found = index.search(rows[:20], 10)
+    assert np.mean([i in row for i, row in enumerate(found)]) >= 0.9

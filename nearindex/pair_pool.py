@@ -36,9 +36,10 @@ SMALL_JOB_PAIRS = 2_000
 CHUNK_PAIRS = 256
 #: Chunks in flight per worker (enough that none waits for the next).
 IN_FLIGHT_PER_WORKER = 3
-#: Loaded images a scorer keeps between chunks (with the templates resized for their
-#: partners, about 350 KB each after ten partners, more after many).
-SIDES_KEPT = 1_024
+#: Loaded images a scorer keeps between chunks. With its turned versions and the templates
+#: resized for its partners, one holds about 720 KB (measured over the public corpus's
+#: candidate pairs: 383 MB for 531 images), so a worker holds at most about 370 MB.
+SIDES_KEPT = 512
 #: Pools started for one job: a second one takes the chunks a dead worker's pool left.
 POOL_STARTS = 2
 

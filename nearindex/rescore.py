@@ -113,6 +113,7 @@ class Prepared:
     _resized: dict[tuple[bool, int, int, bool], tuple[Image, float]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _turned: dict[float, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def central_resized(self, *, bandpass: bool, size: tuple[int, int], scale: float) -> tuple[Image, float]:
         """The central part of the band-pass (or plain) image resized to ``size`` (width, height), and its spread."""
@@ -121,6 +122,16 @@ class Prepared:
             resized = _resize(central_part(self.bandpass if bandpass else self.plain), size, scale)
             self._resized[key] = (resized, _spread(resized))
         return self._resized[key]
+
+    def turned(self, degrees: float) -> Prepared:
+        """This thumbnail turned by ``degrees`` about its centre (``rotate``), kept with its resized parts.
+
+        One image meets many others in a query or ``duplicates`` and is turned
+        for most of them (``align_allowing_rotation``).
+        """
+        if degrees not in self._turned:
+            self._turned[degrees] = rotate(self, degrees)
+        return self._turned[degrees]
 
     @cached_property
     def detail(self) -> float:
@@ -399,7 +410,7 @@ def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, 
     unturned = best = align_into(source, target)
     if ROTATION_GATE[0] < best.score < ROTATION_GATE[1]:
         for degrees in ROTATIONS:
-            best = max(best, align_into(rotate(source, degrees), target), key=lambda found: found.score)
+            best = max(best, align_into(source.turned(degrees), target), key=lambda found: found.score)
     score, frame = best.score, best.frame
     if unturned.planes is not None and score < 1 - EXCLUSION_PENALTY:
         outside = correlation_outside_region(*unturned.planes) - EXCLUSION_PENALTY

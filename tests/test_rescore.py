@@ -124,3 +124,17 @@ def test_refining_the_scale_places_crops_closer_to_their_scale_and_scores_them_h
     assert refined[:, 1].mean() < on_the_grid[:, 1].mean()
     assert refined[:, 0].mean() > on_the_grid[:, 0].mean() + 0.005
     assert (refined[:, 0] > on_the_grid[:, 0] - 0.005).all()
+
+
+def test_a_turned_thumbnail_is_kept_and_scores_as_one_turned_afresh() -> None:
+    """One image meets many others: its turned versions are made once and give the same scores."""
+    original, rotated = (
+        prepared(synthetic.make_scene(13))[0],
+        prepared(synthetic.EDITS["rotate8"](synthetic.make_scene(13)))[0],
+    )
+    turned = original.turned(7.0)
+    assert original.turned(7.0) is turned and original.turned(-7.0) is not turned
+    afresh = rescore_module.rotate(original, 7.0)
+    np.testing.assert_array_equal(turned.plain, afresh.plain)
+    first = rescore(original, rotated).score
+    assert rescore(original, rotated).score == first == rescore(prepared(synthetic.make_scene(13))[0], rotated).score

@@ -138,3 +138,20 @@ def test_a_turned_thumbnail_is_kept_and_scores_as_one_turned_afresh() -> None:
     np.testing.assert_array_equal(turned.plain, afresh.plain)
     first = rescore(original, rotated).score
     assert rescore(original, rotated).score == first == rescore(prepared(synthetic.make_scene(13))[0], rotated).score
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_turned_copy_is_found_again_near_the_unturned_scale_and_only_there(seed: int) -> None:
+    """The rotation retry searches a turned source only within a scale step of the unturned placement."""
+    original = prepared(synthetic.make_scene(seed))[0]
+    rotated = prepared(synthetic.EDITS["crop75"](synthetic.EDITS["rotate8"](synthetic.make_scene(seed))))[0]
+    turned = rotated.turned(-7.0)
+    everywhere = rescore_module.best_placement(turned, original)
+    unturned = rescore_module.align_into(rotated, original)
+    near = rescore_module.best_placement(turned, original, near=unturned.scale)
+    assert everywhere is not None and near is not None and unturned.scale is not None
+    assert near == everywhere  # a small turn leaves the scale where it was
+    scales = rescore_module.template_scales(turned.plain.shape, original.plain.shape)
+    step = (scales[0] / scales[-1]) ** (1 / (rescore_module.SCALE_STEPS - 1))
+    far = rescore_module.best_placement(turned, original, near=scales[-1])
+    assert far is not None and far.scale <= scales[-1] * step**1.5 < everywhere.scale

@@ -308,12 +308,23 @@ def _upsert_files(session: Session, files: Sequence[FileRecord]) -> set[int]:
     """Point each path at its content; returns content ids that lost a path."""
     ids = _ids_by_hash(session, [f.content_hash for f in files])
     now = utc_now()
-    rows = [
-        {"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns, "seen_at": now, "content_id": ids[f.content_hash]}
-        for f in files
-    ]
-    stored = _upsert_by_path(session, File, rows, File.content_id)
-    previous = {stored[r["path"]][1] for r in rows if r["path"] in stored and stored[r["path"]][1] != r["content_id"]}
+    final: dict[str, dict[str, Any]] = {}  # a path listed twice ends at its last content ...
+    previous: set[int] = set()  # ... and every other content it held has lost it
+    for f in files:
+        row = {
+            "path": f.path,
+            "size": f.size,
+            "mtime_ns": f.mtime_ns,
+            "seen_at": now,
+            "content_id": ids[f.content_hash],
+        }
+        if f.path in final and final[f.path]["content_id"] != row["content_id"]:
+            previous.add(final[f.path]["content_id"])
+        final[f.path] = row
+    stored = _upsert_by_path(session, File, list(final.values()), File.content_id)
+    previous |= {
+        stored[path][1] for path, row in final.items() if path in stored and stored[path][1] != row["content_id"]
+    }
     for chunk in _chunks([f.path for f in files], 500):
         session.execute(delete(Failure).where(Failure.path.in_(chunk)))
     return previous

@@ -286,7 +286,10 @@ class Database:
             self._index_dirty = True
             removed = np.asarray(result.removed_ids, np.int64)[:, None] * WINDOW_SLOTS + np.arange(len(WINDOWS))
             self._index.remove(removed.ravel())
-            added = [(cid, descriptors[digest]) for digest, cid in result.added_ids.items() if digest in descriptors]
+            gone = set(result.removed_ids)  # a content can come and go in one batch (a path listed twice)
+            added = [
+                (cid, descriptors[d]) for d, cid in result.added_ids.items() if d in descriptors and cid not in gone
+            ]
             self._add_vectors(added)
             self._generation = result.generation
         self._index_stale = was_stale

@@ -380,6 +380,20 @@ def test_a_failing_write_leaves_the_open_database_as_it_was(db_path: Path) -> No
         assert (db.generation, ids_of(db.index), db.counts()) == (generation, ids, counts)
 
 
+@pytest.mark.parametrize("stored_first", [False, True])
+def test_a_path_listed_twice_in_a_batch_keeps_only_its_last_content(db_path: Path, stored_first: bool) -> None:
+    """A batch writes in bulk, yet every content a path held before its last row loses that path."""
+    with Database.open(db_path) as db:
+        dimension = db.settings.dimension
+        first, second, last = (new_content(seed, dimension) for seed in (60, 61, 62))
+        if stored_first:
+            db.write(Batch(contents=[first], files=[FileRecord("/a.jpg", 1, 1, first.content_hash)]))
+        listed_twice = [FileRecord("/a.jpg", 2, 2, c.content_hash) for c in (second, last)]
+        db.write(Batch(contents=[second, last], files=listed_twice))
+        assert [h for (h,) in catalog_rows(db_path, "SELECT content_hash FROM contents")] == [last.content_hash]
+        assert {int(i) // WINDOW_SLOTS for i in db.index.ids()} == indexed_ids(db_path)
+
+
 def test_generation_bumps_once_per_batch_that_changes_contents_and_names_the_file(db_path: Path) -> None:
     with Database.open(db_path) as db:
         dimension = db.settings.dimension

@@ -353,7 +353,7 @@ def _upsert_by_path(
     Returns:
         {path: (row id, *before)} of the rows that were already stored, as they were.
     """
-    stored = _rows_by_path(session, model.path, model.id, *before, paths=[row["path"] for row in rows])
+    stored = _rows_by(session, model.path, model.id, *before, keys=[row["path"] for row in rows])
     new = {row["path"]: row for row in rows if row["path"] not in stored}
     changed = {stored[row["path"]][0]: {**row, "id": stored[row["path"]][0]} for row in rows if row["path"] in stored}
     if new:
@@ -363,11 +363,11 @@ def _upsert_by_path(
     return stored
 
 
-def _rows_by_path(session: Session, path: Any, *columns: Any, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-    """{path: the row's ``columns``} for the stored rows among ``paths`` (``path`` is the model's path column)."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks(sorted(set(paths)), 500):
-        found.update((row[0], tuple(row[1:])) for row in session.execute(select(path, *columns).where(path.in_(chunk))))
+def _rows_by(session: Session, key: Any, *columns: Any, keys: Sequence[Any]) -> dict[Any, tuple[Any, ...]]:
+    """{key: the row's ``columns``} for the stored rows whose ``key`` column is among ``keys`` (a unique column)."""
+    found: dict[Any, tuple[Any, ...]] = {}
+    for chunk in _chunks(sorted(set(keys)), 500):
+        found.update((row[0], tuple(row[1:])) for row in session.execute(select(key, *columns).where(key.in_(chunk))))
     return found
 
 
@@ -393,11 +393,7 @@ def _bump_generation(session: Session) -> int:
 
 
 def _ids_by_hash(session: Session, hashes: Sequence[bytes]) -> dict[bytes, int]:
-    found: dict[bytes, int] = {}
-    for chunk in _chunks(sorted(set(hashes)), 500):
-        query = select(Content.content_hash, Content.id).where(Content.content_hash.in_(chunk))
-        found.update((digest, cid) for digest, cid in session.execute(query))
-    return found
+    return {digest: row[0] for digest, row in _rows_by(session, Content.content_hash, Content.id, keys=hashes).items()}
 
 
 def _chunks(items: Sequence[int] | Sequence[str] | Sequence[bytes], size: int) -> Iterator[list]:  # type: ignore[type-arg]

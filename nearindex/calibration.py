@@ -194,7 +194,9 @@ def _draw_random_pairs(
 
     def neighbours(content_id: int) -> set[int]:
         if content_id not in nearest:
-            found = candidate_contents(database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1, window_leaders=0)
+            found = candidate_contents(
+                database, scorer.side(content_id), EXCLUDED_NEIGHBOURS + 1, window_leaders=0, edit_leaders=0
+            )
             nearest[content_id] = set(found) - {content_id}
         return nearest[content_id]
 

@@ -97,10 +97,14 @@ def normalise(vector: npt.NDArray[np.floating]) -> FloatArray:
 
 def normalise_rows(matrix: npt.NDArray[np.floating]) -> FloatArray:
     """``normalise`` applied to each row of a 2-D array at once."""
-    centred = np.asarray(matrix, np.float64) - np.mean(matrix, axis=1, dtype=np.float64, keepdims=True)
-    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))[:, None]
-    spread = norms >= 1e-9 * max(1.0, matrix.shape[1])
-    return np.where(spread, centred / np.where(spread, norms, 1.0), 0.0).astype(np.float32)
+    return _unit_rows(np.asarray(matrix, np.float64) - np.mean(matrix, axis=1, dtype=np.float64, keepdims=True))
+
+
+def _unit_rows(rows: npt.NDArray[np.float64]) -> FloatArray:
+    """Each row divided by its L2 norm, as float32; rows without real spread become zeros."""
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
+    spread = norms >= 1e-9 * max(1.0, rows.shape[1])
+    return np.where(spread, rows / np.where(spread, norms, 1.0), 0.0).astype(np.float32)
 
 
 def descriptor_from_thumbnail(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bool = False) -> FloatArray:
@@ -181,6 +185,43 @@ def window_vectors(thumbnail: npt.NDArray[np.floating], *, grid: int, ranked: bo
 def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int, ranked: bool = False) -> FloatArray:
     """Window vectors of a thumbnail mirrored left to right (to find flipped copies)."""
     return window_vectors(thumbnail[:, ::-1].astype(np.float32), grid=grid, ranked=ranked)
+
+
+#: Side of the corner squares ``corners_left_out`` leaves out, as a fraction of the grid's.
+#: Four squares of 0.625 x 0.625 (39 % of the area each, overlapping) leave out any one
+#: patch of up to 0.375 of each side (a 15 % paste) wholly or nearly, wherever it lies.
+LEFT_OUT_SIDE = 0.625
+
+
+def corners_left_out(vector: npt.NDArray[np.floating], *, grid: int) -> FloatArray:
+    """A whole-image vector four more times, each with one corner square of its grid left out.
+
+    A pasted patch of high contrast over a soft picture (the "faked" case)
+    can pull every window vector of the edit away from its original, which
+    then falls behind unrelated images; with the patch's cells left out, the
+    rest still correlates with the original as strongly as ever. The
+    left-out cells (``LEFT_OUT_SIDE`` of each side, in the grid's four
+    corners) are zeros and the kept ones are re-centred and scaled to unit
+    norm, so a row's inner product with a stored vector is their correlation
+    over the kept cells, weighted by the share of the stored vector's spread
+    that lies there.
+
+    Args:
+        vector: A (ranked) grid x grid descriptor, flattened.
+        grid: Side of the grid, in cells.
+
+    Returns:
+        float32 (4, grid**2) rows, all zeros when ``vector`` is.
+    """
+    cells = np.asarray(vector, np.float64).reshape(grid, grid)
+    side = round(LEFT_OUT_SIDE * grid)
+    rows = []
+    for top in (0, grid - side):
+        for left in (0, grid - side):
+            kept = np.ones((grid, grid), bool)
+            kept[top : top + side, left : left + side] = False
+            rows.append(np.where(kept, cells - cells[kept].mean(), 0.0).ravel())
+    return _unit_rows(np.array(rows))
 
 
 def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:

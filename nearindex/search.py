@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .catalog import StoredContent
 from .database import Database
-from .features import Description, mirrored_vectors
+from .features import Description, corners_left_out, mirrored_vectors
 from .intake import FileDescription, describe_file
 from .relation import EXACT, UNCLAIMED, Relation, relate
 from .rescore import Frame, Prepared, prepare, rescore
@@ -30,6 +30,12 @@ from .settings import DEFAULT_SETTINGS, Settings
 #: 0.94 of crops to 60 % and 1.0 instead of 0.97 of crop + caption + JPEG (pastes 0.89
 #: instead of 0.86), for about 10 more candidates than the 30 by default.
 WINDOW_LEADERS = 3
+#: A query also rescores the best stored image of each of its whole-image vector's versions
+#: with one corner square of the grid left out (``features.corners_left_out``). On the public
+#: corpus's generated edits two pastes of a high-contrast patch over a soft picture (a map, a
+#: desk) had their original among no window's first 30 contents; with these it was among the
+#: candidates of every edit, for 0.5 more candidates per query.
+EDIT_LEADERS = 1
 #: A compressed index's candidates are chosen from this many times as many contents, ranked by
 #: their stored vectors' exact inner products (``candidate_contents``). On 10^5 images of
 #: ``scripts/bench_scale.py``, the exact best 10 among the best 30 went from 0.966 to 0.989
@@ -129,6 +135,11 @@ class Side:
     def mirrored_vectors(self) -> npt.NDArray[np.float32]:
         """Window vectors of the mirrored image."""
         return mirrored_vectors(self.thumbnail, grid=self._settings.grid, ranked=self._settings.ranked_cells)
+
+    @cached_property
+    def corners_left_out(self) -> npt.NDArray[np.float32]:
+        """The whole-image vector with each corner square of the grid left out (``features.corners_left_out``)."""
+        return corners_left_out(self.vectors[0], grid=self._settings.grid)
 
 
 def _decoded(described: FileDescription) -> Description:
@@ -266,20 +277,27 @@ def query(database: Database, image: str | os.PathLike[str], *, k: int = 10, min
 
 
 def candidate_contents(
-    database: Database, side: Side, count: int, *, window_leaders: int = WINDOW_LEADERS
+    database: Database,
+    side: Side,
+    count: int,
+    *,
+    window_leaders: int = WINDOW_LEADERS,
+    edit_leaders: int = EDIT_LEADERS,
 ) -> list[int]:
     """Stored contents worth rescoring against ``side``, best coarse first.
 
     The ``count`` contents whose window vectors best match either
-    orientation, plus the ``window_leaders`` best of each window on its own:
-    an edit that spoils most windows (a strong crop, a caption) may still
+    orientation, plus the ``window_leaders`` best of each window on its own
+    (an edit that spoils most windows, a strong crop or a caption, may still
     leave one window whose best match is the original, though other images
-    outrank it overall. A compressed index only estimates inner products, so
-    there ``RERANK_FACTOR`` times as many contents are fetched and ranked by
-    their stored vectors' exact ones.
+    outrank it overall), plus the ``edit_leaders`` best of each of
+    ``Side.corners_left_out`` (a pasted patch may spoil every window). A
+    compressed index only estimates inner products, so there
+    ``RERANK_FACTOR`` times as many contents are fetched and ranked by their
+    stored vectors' exact ones.
     """
     shortlist = count * RERANK_FACTOR if database.index.is_compressed else count
-    best, leaders = best_coarse(database, side, shortlist, window_leaders=window_leaders)
+    best, leaders = best_coarse(database, side, shortlist, window_leaders=window_leaders, edit_leaders=edit_leaders)
     ranked = sorted(best, key=lambda cid: -best[cid])
     if database.index.is_compressed:
         ranked = exact_ranking(database, side, ranked[:shortlist])
@@ -300,28 +318,39 @@ def exact_ranking(database: Database, side: Side, content_ids: list[int]) -> lis
 
 
 def best_coarse(
-    database: Database, side: Side, neighbours: int, *, window_leaders: int = 0
+    database: Database, side: Side, neighbours: int, *, window_leaders: int = 0, edit_leaders: int = 0
 ) -> tuple[dict[int, float], set[int]]:
     """Contents among the ``neighbours`` of any window vector (either orientation), with their best coarse.
 
     Returns:
         That mapping, and the set of the first ``window_leaders`` distinct
-        contents found by each window vector.
+        contents found by each window vector and the first ``edit_leaders``
+        found by each of ``side.corners_left_out`` (which add nothing to the
+        mapping: they are not the image's vectors).
     """
     best: dict[int, float] = {}
     leaders: set[int] = set()
-    for vectors in (side.vectors, side.mirrored_vectors):
+    searches = [(side.vectors, window_leaders, True), (side.mirrored_vectors, window_leaders, True)]
+    if edit_leaders:
+        searches.append((side.corners_left_out, edit_leaders, False))
+    for vectors, leading, own in searches:
         usable = vectors[np.abs(vectors).sum(axis=1) > 0]
         if not len(usable):
             continue
         coarse, ids = database.search(np.ascontiguousarray(usable), neighbours)
         for values, row in zip(coarse, ids, strict=True):
-            if window_leaders:
-                leaders.update(_distinct(row, window_leaders))
-            for value, content_id in zip(values, row, strict=True):
-                if content_id >= 0 and value > best.get(int(content_id), -2.0):
-                    best[int(content_id)] = float(value)
+            if leading:
+                leaders.update(_distinct(row, leading))
+            if own:
+                _keep_best(best, values, row)
     return best, leaders
+
+
+def _keep_best(best: dict[int, float], values: npt.NDArray[np.float32], row: npt.NDArray[np.int64]) -> None:
+    """Raise ``best[content]`` to each found content's value in one result row."""
+    for value, content_id in zip(values, row, strict=True):
+        if content_id >= 0 and value > best.get(int(content_id), -2.0):
+            best[int(content_id)] = float(value)
 
 
 def _distinct(row: npt.NDArray[np.int64], limit: int) -> list[int]:

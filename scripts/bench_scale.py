@@ -105,8 +105,9 @@ import numpy as np
 from nearindex import vectors
 from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
+from nearindex.features import corners_left_out
 from nearindex.intake import describe_file
-from nearindex.search import RERANK_FACTOR, WINDOW_LEADERS, Side, score_pair
+from nearindex.search import EDIT_LEADERS, RERANK_FACTOR, WINDOW_LEADERS, Side, score_pair
 from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
 from nearindex.vectors import VectorIndex
 
@@ -456,27 +457,34 @@ def best_contents(scores: np.ndarray, contents: np.ndarray, count: int) -> list[
     return [int(c) for c in ranked[np.sort(first)][:count]]
 
 
-def leaders(contents: np.ndarray) -> set[int]:
-    """The first ``WINDOW_LEADERS`` distinct contents of each result row."""
+def leaders(contents: np.ndarray, count: int = WINDOW_LEADERS) -> set[int]:
+    """The first ``count`` distinct contents of each result row."""
     found: set[int] = set()
     for row in contents:
         distinct = [int(c) for c in dict.fromkeys(row.tolist()) if c >= 0]
-        found.update(distinct[:WINDOW_LEADERS])
+        found.update(distinct[:count])
     return found
 
 
 def product_candidates(
-    scores: np.ndarray, contents: np.ndarray, rerank: Callable[[list[int]], list[int]] | None = None
+    scores: np.ndarray,
+    contents: np.ndarray,
+    rerank: Callable[[list[int]], list[int]] | None = None,
+    edit_contents: np.ndarray | None = None,
 ) -> list[int]:
     """What ``query`` rescores: the best ``CANDIDATES`` contents, plus each vector's leaders.
 
     With ``rerank`` (a compressed index), the best ``RERANK_FACTOR`` times as many are put in
     exact order first, as ``search.candidate_contents`` does with the stored vectors.
+    ``edit_contents`` are the result rows of the whole vector's corners left out, which add
+    their ``EDIT_LEADERS`` only.
     """
     ranked = best_contents(scores, contents, len(contents) * CANDIDATES)
     if rerank is not None:
         ranked = rerank(ranked[: CANDIDATES * RERANK_FACTOR])
     lead = leaders(contents)
+    if edit_contents is not None:
+        lead |= leaders(edit_contents, EDIT_LEADERS)
     return ranked[:CANDIDATES] + [c for c in ranked[CANDIDATES:] if c in lead] + sorted(lead - set(ranked))
 
 
@@ -497,7 +505,8 @@ def exact_order(exact: VectorIndex, rows: np.ndarray, contents: list[int]) -> li
 
 
 def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | None = None) -> Answers:
-    """Run the first ``count`` queries one at a time, as ``query`` does (16 vectors, k = 30).
+    """Run the first ``count`` queries one at a time, as ``query`` does (16 vectors and the 4 of the
+    whole vector's corners left out, k = 30).
 
     With ``exact`` (the flat index, standing in for the catalog's stored vectors), a compressed
     index's shortlist of ``RERANK_FACTOR`` times as many contents is ranked exactly, timed.
@@ -508,10 +517,11 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
     for stack in stacks:
         rows = np.ascontiguousarray(stack)
         started = time.perf_counter()
-        scores, ids = index.search(rows, shortlist)
-        contents = contents_of(ids)
+        searched = np.concatenate([rows, corners_left_out(rows[0], grid=GRID)])
+        found_scores, ids = index.search(searched, shortlist)
+        scores, contents = found_scores[: len(rows)], contents_of(ids)
         rerank = None if exact is None else (lambda found, rows=rows: exact_order(exact, rows, found))
-        candidates = product_candidates(scores, contents, rerank)
+        candidates = product_candidates(scores, contents[: len(rows)], rerank, contents[len(rows) :])
         answers.milliseconds.append((time.perf_counter() - started) * 1000)
         answers.candidates.append(candidates)
         direct = best_contents(scores[:WINDOW_COUNT], contents[:WINDOW_COUNT], shortlist)

@@ -107,7 +107,7 @@ def test_a_compressed_index_ranks_its_candidates_by_their_stored_vectors_exact_p
             for cid, c in contents.items()
         }
         truth = set(sorted(exact, key=lambda cid: -exact[cid])[:count])
-        found = candidate_contents(database, side, count, window_leaders=0)
+        found = candidate_contents(database, side, count, window_leaders=0, edit_leaders=0)
         assert found == sorted(found, key=lambda cid: -exact[cid])
         estimated, _ = best_coarse(database, side, count)
         found_best += len(truth & set(found))

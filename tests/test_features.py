@@ -13,8 +13,10 @@ from hypothesis.extra.numpy import arrays
 from nearindex import synthetic
 from nearindex.features import (
     FLAT_STD,
+    LEFT_OUT_SIDE,
     blur_thumbnail,
     cell_ranks,
+    corners_left_out,
     describe,
     descriptor_from_thumbnail,
     normalise,
@@ -66,6 +68,43 @@ def test_ranked_cells_bound_a_pasted_patch() -> None:
     plain = float(describe(soft, settings=PLAIN_CELLS).descriptor @ describe(pasted, settings=PLAIN_CELLS).descriptor)
     ranked = float(describe(soft).descriptor @ describe(pasted).descriptor)
     assert ranked > plain + 0.2
+
+
+@settings(max_examples=40, deadline=None)
+@given(images, st.sampled_from([6, 12, 16]))
+def test_each_corner_left_out_is_zeros_and_the_rest_a_normalised_copy_of_the_vector(
+    image: np.ndarray, grid: int
+) -> None:
+    vector = descriptor_from_thumbnail(image, grid=grid)
+    rows = corners_left_out(vector, grid=grid)
+    assert rows.shape == (4, grid * grid) and rows.dtype == np.float32
+    for corner, row in enumerate(rows):
+        kept = _kept_cells(grid, corner)
+        assert not row[~kept].any()
+        assert np.allclose(row[kept], normalise(vector[kept]), atol=1e-5)
+
+
+def test_a_pasted_patch_is_left_out_by_a_corner_and_the_rest_correlates_with_the_original() -> None:
+    """With the corner holding a pasted patch left out, an edit is closer to its original than as a whole."""
+    donor = synthetic.make_texture(1)
+    for seed in range(6):
+        original = describe(gray(synthetic.make_scene(seed))).descriptor
+        pasted = gray(synthetic.paste_patch(synthetic.make_scene(seed), donor, area=0.15, seed=seed))
+        whole = describe(pasted).descriptor
+        rows = corners_left_out(whole, grid=DEFAULT_SETTINGS.grid)
+        kept = [_kept_cells(DEFAULT_SETTINGS.grid, corner) for corner in range(4)]
+        # A row is the edit's kept cells normalised: so normalised, the original's give their correlation.
+        kept_correlation = [float(row[k] @ normalise(original[k])) for row, k in zip(rows, kept, strict=True)]
+        assert max(kept_correlation) > float(whole @ original) + 0.02
+
+
+def _kept_cells(grid: int, corner: int) -> np.ndarray:
+    """The cells ``corners_left_out``'s row ``corner`` keeps (corners row-major: top left first)."""
+    side = round(LEFT_OUT_SIDE * grid)
+    top, left = (0, grid - side)[corner // 2], (0, grid - side)[corner % 2]
+    kept = np.ones((grid, grid), bool)
+    kept[top : top + side, left : left + side] = False
+    return kept.ravel()
 
 
 @settings(max_examples=80, deadline=None)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 import nearindex
 from nearindex import synthetic
+from nearindex.search import Side, candidate_contents, describe_query
 from nearindex.settings import DEFAULT_SETTINGS
 
 from .conftest import Collection
@@ -157,3 +159,41 @@ def test_duplicates_flag_the_locally_edited_members(filled: nearindex.NearIndex,
     assert grouped_captions and all(any(p in g.edited for g in groups) for p in grouped_captions)
     assert not reencoded & {p for g in groups for p in g.edited}
     assert all(set(g.edited) <= set(g.paths) for g in groups)
+
+
+def _soft(seed: int) -> np.ndarray:
+    """A generated scene faded to a soft, low-contrast picture (a map, a page, a wall)."""
+    scene = synthetic.make_scene(seed)
+    return cv2.addWeighted(cv2.GaussianBlur(scene, (0, 0), 6), 0.35, np.full_like(scene, 160), 0.65, 0)
+
+
+def _pasted(image: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """``image`` with the bottom right 0.6 x 0.6 of ``donor`` (resized to it) pasted in the same place."""
+    height, width = image.shape[:2]
+    top, left = round(0.4 * height), round(0.4 * width)
+    out = image.copy()
+    out[top:, left:] = cv2.resize(donor, (width, height))[top:, left:]
+    return out
+
+
+def test_a_pasted_patch_that_outweighs_the_picture_leaves_its_original_a_candidate(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    """Images sharing a high-contrast patch outrank its soft original as wholes; a corner left out still finds it."""
+    donor, stored = synthetic.make_texture(1), tmp_path / "stored"
+    stored.mkdir()
+    synthetic.write_image(stored / "original.png", _soft(0))
+    for seed in range(100, 124):
+        synthetic.write_image(stored / f"other-{seed}.png", _pasted(_soft(seed), donor))
+    database.add(stored, workers=0)
+    probe = tmp_path / "pasted.png"
+    synthetic.write_image(probe, _pasted(_soft(0), donor))
+    inner = database._database
+    original = next(
+        cid for cid, paths in inner.paths_of(inner.non_flat_content_ids()).items() if "original" in paths[0]
+    )
+    side = Side.of(describe_query(probe), inner.settings)
+    without = candidate_contents(inner, side, 3, window_leaders=0, edit_leaders=0)
+    found = candidate_contents(inner, side, 3, window_leaders=0, edit_leaders=1)
+    assert original not in without
+    assert original in found and len(found) <= len(without) + 4

@@ -37,8 +37,13 @@ def ensure_corpus(corpus: Path) -> None:
 
 def read_pairs(corpus: Path) -> list[tuple[str, str, str]]:
     """(a, b, relation) rows of pairs.tsv."""
+    return read_pair_rows(corpus / "pairs.tsv")
+
+
+def read_pair_rows(path: Path) -> list[tuple[str, str, str]]:
+    """(a, b, relation) rows of a tab-separated file of file-name pairs (``#`` starts a comment line)."""
     rows = []
-    for line in (corpus / "pairs.tsv").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
             a, b, relation = line.split("\t")
             rows.append((a, b, relation))

@@ -42,7 +42,7 @@ from nearindex.search import Side, score_pair
 from nearindex.settings import DEFAULT_SETTINGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pairs
+from corpus_pairs import DEFAULT_CORPUS, ensure_corpus, read_pair_rows, read_pairs
 from peers import PEERS
 
 EDIT_NAMES = (
@@ -51,6 +51,8 @@ EDIT_NAMES = (
 )  # fmt: skip
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 SEED = 20261126
+#: Pairs of the public corpus that show the same picture beyond plain copies, judged by eye.
+RELATIVES = Path(__file__).resolve().parent / "corpus_relatives.tsv"
 
 
 def load_colour(path: Path) -> np.ndarray | None:
@@ -134,6 +136,31 @@ def find_copies(collection: list[Path]) -> list[set[int]]:
                 copies[i].add(j)
                 copies[j].add(i)
     return copies
+
+
+def find_relatives(collection: list[Path], corpus: Path) -> list[set[int]]:
+    """For each collection image, the indices of its relatives as people judged them.
+
+    Those are the natural pairs of ``pairs.tsv`` (made by other people) and the
+    pairs of ``RELATIVES``: figures of the corpus showing one of its photos with
+    keypoints drawn, in a window, cropped or undistorted, which the strict test
+    of ``find_copies`` cannot tell from other images. Files are named by base name.
+
+    Raises:
+        SystemExit: If a named file is not in the collection.
+    """
+    where: dict[str, list[int]] = {}
+    for index, path in enumerate(collection):
+        where.setdefault(path.name, []).append(index)
+    relatives: list[set[int]] = [set() for _ in collection]
+    for a, b, _relation in [*read_pairs(corpus), *read_pair_rows(RELATIVES)]:
+        if a not in where or b not in where:
+            raise SystemExit(f"{RELATIVES}: {a if a not in where else b} is not in the collection")
+        for i in where[a]:
+            for j in where[b]:
+                relatives[i].add(j)
+                relatives[j].add(i)
+    return relatives
 
 
 def negative_pairs(count: int, size: int, copies: list[set[int]]) -> np.ndarray:
@@ -254,11 +281,15 @@ def main() -> None:
     collection = originals + distractors
     jobs = make_edits(originals, args.cache / "edits")
     copies = find_copies(collection)
-    families = {p: {i, *copies[i]} for i, p in enumerate(collection) if p in set(originals)}
-    negatives = negative_pairs(args.negatives, len(collection), copies)
+    relatives = find_relatives(collection, args.corpus) if args.folder is None else [set() for _ in collection]
+    families = {p: {i, *copies[i], *relatives[i]} for i, p in enumerate(collection) if p in set(originals)}
+    sampled = negative_pairs(args.negatives, len(collection), copies)
+    negatives = np.asarray([pair for pair in sampled if pair[1] not in relatives[pair[0]]])
+    with_copies = sum(bool(copies[i]) for i, p in enumerate(collection) if p in families)
+    with_relatives = sum(bool(relatives[i] - copies[i]) for i, p in enumerate(collection) if p in families)
     print(f"collection: {len(originals)} originals + {len(distractors)} distractors; {len(jobs)} edits; "
-          f"{len(negatives)} negative pairs; {sum(len(families[o]) > 1 for o in families)} originals have "
-          "plain copies in the collection (either counts as found)")  # fmt: skip
+          f"{len(negatives)} negative pairs; {with_copies} originals have plain copies in the collection, "
+          f"{with_relatives} relatives judged by eye ({RELATIVES.name}, pairs.tsv); any counts as found")  # fmt: skip
     results, timings = {}, {}
     started = time.perf_counter()
     raw = evaluate_nearindex(collection, jobs, negatives, families)
@@ -279,7 +310,8 @@ def main() -> None:
     print(f"nearindex threshold {calibration['default_threshold']}: {rates}; "
           f"score at 0.1 % false matches {calibration['threshold_at_0.1%']:.3f}")  # fmt: skip
     document = {"collection": {"originals": len(originals), "distractors": len(distractors), "edits": len(jobs),
-                               "negatives": len(negatives)}, "results": results, "seconds": timings,
+                               "negatives": len(negatives), "originals_with_copies": with_copies,
+                               "originals_with_relatives": with_relatives}, "results": results, "seconds": timings,
                 "calibration": calibration}  # fmt: skip
     if args.folder is None:
         document["natural_pairs"] = natural = natural_pairs(args.corpus)

@@ -36,10 +36,6 @@ SMALL_JOB_PAIRS = 2_000
 CHUNK_PAIRS = 256
 #: Chunks in flight per worker (enough that none waits for the next).
 IN_FLIGHT_PER_WORKER = 3
-#: Loaded images a scorer keeps between chunks. With its turned versions and the templates
-#: resized for its partners, one holds about 720 KB (measured over the public corpus's
-#: candidate pairs: 383 MB for 531 images), so a worker holds at most about 370 MB.
-SIDES_KEPT = 512
 #: Pools started for one job: a second one takes the chunks a dead worker's pool left.
 POOL_STARTS = 2
 
@@ -124,9 +120,6 @@ def _score_chunk(chunk: list[Pair]) -> list[float]:
 
 
 def _score_chunk_with(scorer: PairScorer, chunk: list[Pair]) -> list[float]:
-    """Scores of a chunk's pairs; the scorer then forgets its images if it holds too many."""
+    """Scores of a chunk's pairs, its images loaded together (``PairScorer`` bounds how many stay)."""
     scorer.load(sorted({content_id for pair in chunk for content_id in pair}))
-    scores = [scorer.score(first, second) for first, second in chunk]
-    if scorer.loaded > SIDES_KEPT:
-        scorer.forget()
-    return scores
+    return [scorer.score(first, second) for first, second in chunk]

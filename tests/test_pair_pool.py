@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 import nearindex
-from nearindex import pair_pool
+from nearindex import pair_pool, search
 from nearindex.database import Database
 from nearindex.duplicates import indexed_contents
 from nearindex.pair_pool import score_pairs
+from nearindex.search import PairScorer
 
 from .conftest import Collection
 from .test_cli import clean_env, run_with_terminal_stderr
@@ -110,3 +111,33 @@ def test_a_worker_opens_the_database_without_its_index(filled: nearindex.NearInd
         assert not list(directory.glob("vectors.*.faiss"))
     finally:
         reader.close()
+
+
+def test_a_scorer_keeps_no_more_images_than_asked_and_scores_as_one_that_keeps_all(
+    filled: nearindex.NearIndex,
+) -> None:
+    pairs = stored_pairs(filled, 60)
+    bounded, unbounded = PairScorer(filled._database, keep=3), PairScorer(filled._database, keep=10_000)
+    for first, second in pairs:
+        assert bounded.score(first, second) == unbounded.score(first, second)
+        assert bounded.loaded <= 3
+    assert unbounded.loaded == len({cid for pair in pairs for cid in pair}) > 3
+
+
+def test_duplicates_hold_a_bounded_number_of_images_and_find_the_same_groups(
+    filled: nearindex.NearIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unbounded = filled.duplicates(workers=0)
+    most = 0
+    load = PairScorer.load
+
+    def counting_load(self: PairScorer, content_ids: list[int]) -> None:
+        nonlocal most
+        load(self, content_ids)
+        most = max(most, self.loaded)
+
+    monkeypatch.setattr(search, "SIDES_KEPT", 4)
+    monkeypatch.setattr(pair_pool, "CHUNK_PAIRS", 4)
+    monkeypatch.setattr(PairScorer, "load", counting_load)
+    assert filled.duplicates(workers=0) == unbounded
+    assert 0 < most <= 2 * 4 < len(indexed_contents(filled._database))  # one chunk's images at most, not all

@@ -188,8 +188,9 @@ def mirrored_vectors(thumbnail: npt.NDArray[np.uint8], *, grid: int, ranked: boo
 
 
 #: Side of the corner squares ``corners_left_out`` leaves out, as a fraction of the grid's.
-#: Four squares of 0.625 x 0.625 (39 % of the area each, overlapping) leave out any one
-#: patch of up to 0.375 of each side (a 15 % paste) wholly or nearly, wherever it lies.
+#: Four squares of 0.625 x 0.625 (39 % of the area each, overlapping): a patch of 0.375 of
+#: each side (a 15 % paste) lies wholly inside one of them near any corner or edge, and at
+#: least two thirds inside one in the middle of the picture.
 LEFT_OUT_SIDE = 0.625
 
 
@@ -211,10 +212,13 @@ def corners_left_out(vector: npt.NDArray[np.floating], *, grid: int) -> FloatArr
         grid: Side of the grid, in cells.
 
     Returns:
-        float32 (4, grid**2) rows, all zeros when ``vector`` is.
+        float32 (4, grid**2) rows, all zeros when ``vector`` is or when the
+        grid is too small to keep anything.
     """
     cells = np.asarray(vector, np.float64).reshape(grid, grid)
-    side = round(LEFT_OUT_SIDE * grid)
+    side = int(LEFT_OUT_SIDE * grid + 0.5)
+    if side >= grid:
+        return np.zeros((4, grid * grid), np.float32)
     rows = []
     for top in (0, grid - side):
         for left in (0, grid - side):

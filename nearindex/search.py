@@ -398,8 +398,8 @@ SIDES_KEPT = 512
 class PairScorer:
     """Rescores pairs of stored contents, loading and preparing each one once.
 
-    Loaded contents are kept until more than ``keep`` would be: then all are
-    dropped and loaded again when needed. Pairs come in runs that share
+    Loaded contents are kept until more than ``keep`` would be: then all but
+    those asked for are dropped, and loaded again when needed. Pairs come in runs that share
     images (sorted pairs; the members of one group), so that costs little,
     and memory stays bounded over any number of pairs.
 
@@ -421,11 +421,11 @@ class PairScorer:
         return self._sides[content_id]
 
     def load(self, content_ids: list[int]) -> None:
-        """Fetch the contents not loaded yet (first dropping all, when more than ``keep`` would be loaded)."""
+        """Fetch the contents not loaded yet (first dropping the others, when more than ``keep`` would be loaded)."""
         missing = [cid for cid in content_ids if cid not in self._sides]
         if missing and len(self._sides) + len(missing) > self._keep:
-            self._sides.clear()
-            missing = list(dict.fromkeys(content_ids))
+            wanted = set(content_ids)
+            self._sides = {cid: side for cid, side in self._sides.items() if cid in wanted}
         for cid, content in self._database.stored_contents(missing).items():
             self._sides[cid] = _stored_side(self._database, content)
 

@@ -141,26 +141,42 @@ def find_copies(collection: list[Path]) -> list[set[int]]:
 def find_relatives(collection: list[Path], corpus: Path) -> list[set[int]]:
     """For each collection image, the indices of its relatives as people judged them.
 
-    Those are the natural pairs of ``pairs.tsv`` (made by other people) and the
-    pairs of ``RELATIVES``: figures of the corpus showing one of its photos with
-    keypoints drawn, in a window, cropped or undistorted, which the strict test
-    of ``find_copies`` cannot tell from other images. Files are named by base name.
+    Those are the natural pairs of ``pairs.tsv`` (made by other people; files
+    in ``photos/``) and the pairs of ``RELATIVES``: figures of the corpus
+    showing one of its photos with keypoints drawn, in a window, cropped or
+    undistorted, which the strict test of ``find_copies`` cannot tell from
+    other images (files named by their path in the corpus).
 
     Raises:
         SystemExit: If a named file is not in the collection.
     """
-    where: dict[str, list[int]] = {}
-    for index, path in enumerate(collection):
-        where.setdefault(path.name, []).append(index)
+    at = {path: index for index, path in enumerate(collection)}
     relatives: list[set[int]] = [set() for _ in collection]
-    for a, b, _relation in [*read_pairs(corpus), *read_pair_rows(RELATIVES)]:
-        if a not in where or b not in where:
-            raise SystemExit(f"{RELATIVES}: {a if a not in where else b} is not in the collection")
-        for i in where[a]:
-            for j in where[b]:
-                relatives[i].add(j)
-                relatives[j].add(i)
+    for source, folder in ((corpus / "pairs.tsv", corpus / "photos"), (RELATIVES, corpus)):
+        for a, b, _relation in read_pair_rows(source):
+            i, j = at.get(folder / a), at.get(folder / b)
+            if i is None or j is None:
+                raise SystemExit(f"{source}: {a if i is None else b} is not in the collection")
+            relatives[i].add(j)
+            relatives[j].add(i)
     return relatives
+
+
+def same_picture(*links: list[set[int]]) -> list[int]:
+    """A label per index, equal for indices joined through any chain of links (copies of relatives too)."""
+    parent = list(range(len(links[0])))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for link in links:
+        for index, others in enumerate(link):
+            for other in others:
+                parent[root(other)] = root(index)
+    return [root(index) for index in range(len(parent))]
 
 
 def negative_pairs(count: int, size: int, copies: list[set[int]]) -> np.ndarray:
@@ -282,14 +298,17 @@ def main() -> None:
     jobs = make_edits(originals, args.cache / "edits")
     copies = find_copies(collection)
     relatives = find_relatives(collection, args.corpus) if args.folder is None else [set() for _ in collection]
-    families = {p: {i, *copies[i], *relatives[i]} for i, p in enumerate(collection) if p in set(originals)}
+    picture = same_picture(copies, relatives)
+    families = {p: {j for j, q in enumerate(picture) if q == picture[i]} for i, p in enumerate(collection)
+                if p in set(originals)}  # fmt: skip
     sampled = negative_pairs(args.negatives, len(collection), copies)
-    negatives = np.asarray([pair for pair in sampled if pair[1] not in relatives[pair[0]]])
+    negatives = np.asarray([pair for pair in sampled if picture[pair[0]] != picture[pair[1]]])
     with_copies = sum(bool(copies[i]) for i, p in enumerate(collection) if p in families)
-    with_relatives = sum(bool(relatives[i] - copies[i]) for i, p in enumerate(collection) if p in families)
+    with_relatives = sum(len(families[p]) > 1 + len(copies[i]) for i, p in enumerate(collection) if p in families)
     print(f"collection: {len(originals)} originals + {len(distractors)} distractors; {len(jobs)} edits; "
-          f"{len(negatives)} negative pairs; {with_copies} originals have plain copies in the collection, "
-          f"{with_relatives} relatives judged by eye ({RELATIVES.name}, pairs.tsv); any counts as found")  # fmt: skip
+          f"{len(negatives)} negative pairs; {with_copies} originals have plain copies in the collection"
+          + ("" if args.folder else f", {with_relatives} relatives judged by eye ({RELATIVES.name}, pairs.tsv)")
+          + "; any counts as found")  # fmt: skip
     results, timings = {}, {}
     started = time.perf_counter()
     raw = evaluate_nearindex(collection, jobs, negatives, families)

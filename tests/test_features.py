@@ -71,13 +71,14 @@ def test_ranked_cells_bound_a_pasted_patch() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(images, st.sampled_from([6, 12, 16]))
+@given(images, st.sampled_from([2, 3, 4, 6, 12, 16]))
 def test_each_corner_left_out_is_zeros_and_the_rest_a_normalised_copy_of_the_vector(
     image: np.ndarray, grid: int
 ) -> None:
     vector = descriptor_from_thumbnail(image, grid=grid)
     rows = corners_left_out(vector, grid=grid)
     assert rows.shape == (4, grid * grid) and rows.dtype == np.float32
+    assert grid / 2 <= _left_out_side(grid) < grid
     for corner, row in enumerate(rows):
         kept = _kept_cells(grid, corner)
         assert not row[~kept].any()
@@ -98,9 +99,17 @@ def test_a_pasted_patch_is_left_out_by_a_corner_and_the_rest_correlates_with_the
         assert max(kept_correlation) > float(whole @ original) + 0.02
 
 
+def test_a_grid_too_small_to_keep_anything_gives_zeros() -> None:
+    assert not corners_left_out(np.array([1.0], np.float32), grid=1).any()
+
+
+def _left_out_side(grid: int) -> int:
+    return int(LEFT_OUT_SIDE * grid + 0.5)
+
+
 def _kept_cells(grid: int, corner: int) -> np.ndarray:
     """The cells ``corners_left_out``'s row ``corner`` keeps (corners row-major: top left first)."""
-    side = round(LEFT_OUT_SIDE * grid)
+    side = _left_out_side(grid)
     top, left = (0, grid - side)[corner // 2], (0, grid - side)[corner % 2]
     kept = np.ones((grid, grid), bool)
     kept[top : top + side, left : left + side] = False

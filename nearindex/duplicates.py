@@ -7,12 +7,13 @@ a crop's whole finds the window of its original it came from. Pairs whose
 coarse correlation is high enough are then rescored (``search.PairScorer``),
 pairs at or above the threshold are joined with union-find, and a chain of
 near pairs (A~B, B~C, C~D with A and D unrelated) is split by complete
-linkage so that every pair inside a group matches.
+linkage so that every pair inside a group matches; an image left out of
+every group that way still gets a group with the member it matches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,7 +79,9 @@ def find_duplicates(
     byte-identical copies are always joined. A chain of near pairs (A~B, B~C,
     C~D with A and D unrelated) is then split so that every pair inside a
     group scores at least ``min_score`` (complete linkage, strongest pairs
-    first), for groups of up to ``CHAIN_SPLIT_LIMIT`` images.
+    first), for groups of up to ``CHAIN_SPLIT_LIMIT`` images; an image that
+    matches a member but not the rest of its group is grouped with that
+    member, which is then in two groups (``_split_chain``).
 
     Args:
         database: An open database.
@@ -221,8 +224,13 @@ def _split_chain(
     """Split a connected group into groups whose every pair reaches ``threshold``.
 
     Pairs are taken strongest first; an image joins (or two groups merge)
-    only when every new pair scores at least ``threshold``. Members left
-    alone are dropped (they have no duplicate that agrees with the rest).
+    only when every new pair scores at least ``threshold``. An image left
+    out that way still matches an image of some group (a faked copy of an
+    original whose group holds its re-encoded copies and annotated
+    figures, which the fake may not match): it joins a *satellite* group
+    around that image (``_satellites``), which is then in two groups. So
+    every image with a match at or above ``threshold`` is in a group with
+    one, and every group stays tight.
 
     Returns:
         The groups (sorted content ids), each with the scores of all its pairs.
@@ -246,10 +254,34 @@ def _split_chain(
         groups.pop(gb, None)
         groups[ga] = sorted(left + right)
         group_of.update(dict.fromkeys(groups[ga], ga))
-    return [
-        (group, {(a, b): edges[(a, b)] for n, a in enumerate(group) for b in group[n + 1 :]})
-        for group in groups.values()
-    ]
+    found = [*groups.values(), *_satellites(inside, set(group_of), agree)]
+    return [(group, {(a, b): edges[(a, b)] for n, a in enumerate(group) for b in group[n + 1 :]}) for group in found]
+
+
+def _satellites(
+    inside: list[tuple[float, tuple[int, int]]], grouped: set[int], agree: Callable[[list[int], list[int]], bool]
+) -> list[list[int]]:
+    """Groups for the images left out of every group, each around one grouped image it matches.
+
+    ``inside`` are the pairs reaching the threshold, strongest first. Every
+    such pair has a grouped image (two images left alone would have been
+    grouped together), so each image left out has grouped matches: it joins
+    the first satellite of one of them (strongest first) that it agrees
+    with, or starts one with its strongest match.
+    """
+    matches: dict[int, list[int]] = {}  # image left out -> its grouped matches, strongest first
+    for _score, pair in inside:
+        for lone, anchor in (pair, pair[::-1]):
+            if lone not in grouped and anchor in grouped:
+                matches.setdefault(lone, []).append(anchor)
+    satellites: list[list[int]] = []  # each led by its grouped image
+    for lone, anchors in matches.items():
+        home = next((s for anchor in anchors for s in satellites if s[0] == anchor and agree([lone], s)), None)
+        if home is None:
+            satellites.append([anchors[0], lone])
+        else:
+            home.append(lone)
+    return [sorted(satellite) for satellite in satellites]
 
 
 def _pair_score(a: int, b: int, edges: dict[tuple[int, int], float], scorer: PairScorer) -> float:

@@ -151,6 +151,35 @@ def test_a_chain_of_near_pairs_is_split_into_groups_whose_every_pair_matches(
                     assert nearindex.compare(a, b).score >= threshold
 
 
+def test_an_image_that_matches_a_member_but_not_its_group_gets_a_group_with_it(
+    database: nearindex.NearIndex, tmp_path: Path
+) -> None:
+    """Two crops of one photo, the left and the right 70 %: each matches the photo, not each other."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    scene = synthetic.make_scene(7, width=800, height=480)
+    width = scene.shape[1]
+    for name, image in (
+        ("photo", scene),
+        ("left", scene[:, : width * 7 // 10]),
+        ("right", scene[:, width * 3 // 10 :]),
+    ):
+        synthetic.write_image(folder / f"{name}.png", image)
+    database.add(folder, workers=0)
+    photo, left, right = (str(folder / f"{name}.png") for name in ("photo", "left", "right"))
+    threshold = DEFAULT_SETTINGS.duplicate_threshold
+    assert (
+        nearindex.compare(left, right).score
+        < threshold
+        <= min(nearindex.compare(photo, crop).score for crop in (left, right))
+    )
+    groups = database.duplicates()
+    assert sorted(group.paths for group in groups) == sorted(
+        [tuple(sorted((photo, left))), tuple(sorted((photo, right)))]
+    )
+    assert all(group.score >= threshold for group in groups)
+
+
 def test_duplicates_flag_the_locally_edited_members(filled: nearindex.NearIndex, collection: Collection) -> None:
     groups = filled.duplicates()
     captions = {str(edits["caption"]) for edits in collection.edits.values()}

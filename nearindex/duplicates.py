@@ -79,9 +79,10 @@ def find_duplicates(
     byte-identical copies are always joined. A chain of near pairs (A~B, B~C,
     C~D with A and D unrelated) is then split so that every pair inside a
     group scores at least ``min_score`` (complete linkage, strongest pairs
-    first), for groups of up to ``CHAIN_SPLIT_LIMIT`` images; an image that
-    matches a member but not the rest of its group is grouped with that
-    member, which is then in two groups (``_split_chain``).
+    first), for groups of up to ``CHAIN_SPLIT_LIMIT`` images; an image left
+    out of every group because it matches a member but not the rest joins a
+    group around that member, which is then in more than one group
+    (``_split_chain``).
 
     Args:
         database: An open database.
@@ -228,7 +229,7 @@ def _split_chain(
     out that way still matches an image of some group (a faked copy of an
     original whose group holds its re-encoded copies and annotated
     figures, which the fake may not match): it joins a *satellite* group
-    around that image (``_satellites``), which is then in two groups. So
+    around that image (``_satellites``), which is then in more than one. So
     every image with a match at or above ``threshold`` is in a group with
     one, and every group stays tight.
 

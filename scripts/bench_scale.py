@@ -107,7 +107,7 @@ from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
 from nearindex.features import corners_left_out
 from nearindex.intake import describe_file
-from nearindex.search import EDIT_LEADERS, RERANK_FACTOR, WINDOW_LEADERS, Side, score_pair
+from nearindex.search import EDIT_LEADERS, RERANK_FACTOR, WINDOW_LEADERS, Side, _distinct, score_pair
 from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
 from nearindex.vectors import VectorIndex
 
@@ -461,8 +461,7 @@ def leaders(contents: np.ndarray, count: int = WINDOW_LEADERS) -> set[int]:
     """The first ``count`` distinct contents of each result row."""
     found: set[int] = set()
     for row in contents:
-        distinct = [int(c) for c in dict.fromkeys(row.tolist()) if c >= 0]
-        found.update(distinct[:count])
+        found.update(_distinct(row, count))
     return found
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 import nearindex
 from nearindex import evaluation, synthetic
+from nearindex.duplicates import _union_groups
 from nearindex.intake import describe_file
 from nearindex.search import Side, score_pair
 from nearindex.settings import DEFAULT_SETTINGS
@@ -163,20 +164,16 @@ def find_relatives(collection: list[Path], corpus: Path) -> list[set[int]]:
 
 
 def same_picture(*links: list[set[int]]) -> list[int]:
-    """A label per index, equal for indices joined through any chain of links (copies of relatives too)."""
-    parent = list(range(len(links[0])))
+    """A label per index, equal for indices joined through any chain of links (copies of relatives too).
 
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for link in links:
-        for index, others in enumerate(link):
-            for other in others:
-                parent[root(other)] = root(index)
-    return [root(index) for index in range(len(parent))]
+    The components are ``duplicates``' own union-find over the links as pairs.
+    """
+    label = list(range(len(links[0])))
+    pairs = {(min(i, j), max(i, j)): 1.0 for link in links for i, others in enumerate(link) for j in others}
+    for members, _pairs in _union_groups(pairs):
+        for member in members:
+            label[member] = min(members)
+    return label
 
 
 def negative_pairs(count: int, size: int, copies: list[set[int]]) -> np.ndarray:

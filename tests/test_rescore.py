@@ -92,6 +92,18 @@ def test_a_smooth_gradient_has_less_detail_than_any_scene() -> None:
     assert max(gradients) < LOW_DETAIL < min(scenes)
 
 
+def test_a_smooth_gradient_never_matches_an_image_with_detail_over_most_of_it() -> None:
+    gradient = synthetic.make_gradient(3)
+    textured = (0.75 * gradient + 0.25 * synthetic.make_texture(3, width=640, height=480)).astype(np.uint8)
+    captioned = synthetic.EDITS["caption"](gradient)
+    smooth, busy, local = (prepared(image)[0] for image in (gradient, textured, captioned))
+    assert busy.typical_detail >= LOW_DETAIL > max(smooth.typical_detail, local.typical_detail)
+    # Even were their vectors near-identical (a squashed diagram can be a ramp), only the
+    # copy whose added detail is local keeps a score.
+    assert rescore(smooth, busy, coarse=0.999).score == 0.0
+    assert rescore(smooth, local, coarse=0.999).score > 0.9
+
+
 def window_of(image: np.ndarray, keep: float) -> np.ndarray:
     """The part of ``image`` keeping ``keep`` of each side, off-centre (from 10 % down and 20 % right)."""
     height, width = image.shape[:2]

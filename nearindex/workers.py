@@ -2,13 +2,15 @@
 
 Decoding is CPU-bound and a hostile file can crash or stall a decoder, so
 files are described in a pool of ``spawn``-ed processes (``fork`` would copy
-FAISS's and OpenCV's threads into a half-initialised child). At most a few
-files per worker are in flight at once, which bounds memory and tells which
-files were in flight when a worker died: those are retried one at a time, and
-the file that kills a worker on its own is reported as that file's failure.
-Likewise, when no file at all finishes for ``timeout`` seconds, a worker is
-stuck: the pool is stopped, the files in flight are retried one at a time
-with the same limit, and the one that exceeds it alone is reported.
+FAISS's and OpenCV's threads into a half-initialised child). Small files go
+to a worker in chunks (``chunks_of``): a task per file cost the main process
+a third of its time. At most a few chunks per worker are in flight at once,
+which bounds memory and tells which files were in flight when a worker died:
+those are retried one at a time, and the file that kills a worker on its own
+is reported as that file's failure. Likewise, when no chunk at all finishes
+for ``timeout`` seconds, a worker is stuck: the pool is stopped, the files in
+flight are retried one at a time with the same limit, and the one that
+exceeds it alone is reported.
 
 A file found in a store (a URL) is read with one request and checked against
 the size the listing gave; its stamp is the listing's. Objects of a store that
@@ -31,8 +33,12 @@ from .filetree import FoundFile
 from .intake import FileDescription, describe_content, describe_file
 from .settings import Settings
 
-#: Files in flight per worker process.
+#: Chunks of files in flight per worker process.
 IN_FLIGHT_PER_WORKER = 4
+#: Files are sent to a worker in chunks of up to this many files ...
+CHUNK_FILES = 8
+#: ... and this many bytes (a larger file goes alone).
+CHUNK_BYTES = 1 << 20
 #: Seconds one file may take to describe in a worker before it is given up.
 DEFAULT_TIMEOUT = 60.0
 
@@ -106,9 +112,9 @@ def _initialise(settings: Settings, known: frozenset[bytes]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _describe_in_worker(found: FoundFile) -> FileDescription | Failed:
+def _describe_in_worker(chunk: list[FoundFile]) -> list[FileDescription | Failed]:
     assert _worker_settings is not None
-    return describe_safely(found, _worker_settings, _worker_known)
+    return [describe_safely(found, _worker_settings, _worker_known) for found in chunk]
 
 
 def _new_pool(settings: Settings, known: frozenset[bytes], workers: int) -> ProcessPoolExecutor:
@@ -130,10 +136,11 @@ def _describe_in_pool(
     files: Iterator[FoundFile], settings: Settings, known: frozenset[bytes], workers: int, timeout: float
 ) -> Iterator[FileDescription | Failed]:
     pool = _new_pool(settings, known, workers)
-    in_flight: dict[Future[FileDescription | Failed], FoundFile] = {}
+    chunks = chunks_of(files)
+    in_flight: dict[Future[list[FileDescription | Failed]], list[FoundFile]] = {}
     try:
         while True:
-            _fill(pool, files, in_flight, workers * IN_FLIGHT_PER_WORKER)
+            _fill(pool, chunks, in_flight, workers * IN_FLIGHT_PER_WORKER)
             if not in_flight:
                 return
             done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -141,12 +148,12 @@ def _describe_in_pool(
                 if not done:
                     raise _StuckError
                 for future in done:
-                    result = future.result()
+                    results = future.result()
                     del in_flight[future]
-                    yield result
+                    yield from results
             except (BrokenProcessPool, _StuckError):
                 _stop(pool)
-                suspects = list(in_flight.values())
+                suspects = [found for chunk in in_flight.values() for found in chunk]
                 in_flight.clear()
                 yield from _isolate(suspects, settings, known, timeout)
                 pool = _new_pool(settings, known, workers)
@@ -160,15 +167,34 @@ class _StuckError(Exception):
 
 def _fill(
     pool: ProcessPoolExecutor,
-    files: Iterator[FoundFile],
-    in_flight: dict[Future[FileDescription | Failed], FoundFile],
+    chunks: Iterator[list[FoundFile]],
+    in_flight: dict[Future[list[FileDescription | Failed]], list[FoundFile]],
     limit: int,
 ) -> None:
     while len(in_flight) < limit:
-        found = next(files, None)
-        if found is None:
+        chunk = next(chunks, None)
+        if chunk is None:
             return
-        in_flight[pool.submit(_describe_in_worker, found)] = found
+        in_flight[pool.submit(_describe_in_worker, chunk)] = chunk
+
+
+def chunks_of(files: Iterable[FoundFile]) -> Iterator[list[FoundFile]]:
+    """Consecutive files in chunks of at most ``CHUNK_FILES`` files and ``CHUNK_BYTES`` bytes (a larger file alone).
+
+    On 5,000 generated JPEG and PNG files, one task per file had cost the main
+    process 0.77 ms per file, a third more than chunks (0.57 ms): each task
+    wakes the pool's management thread, which unpickles its result apart.
+    """
+    chunk: list[FoundFile] = []
+    size = 0
+    for found in files:
+        if chunk and (len(chunk) == CHUNK_FILES or size + found.size > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(found)
+        size += found.size
+    if chunk:
+        yield chunk
 
 
 def _isolate(
@@ -178,7 +204,7 @@ def _isolate(
     for found in files:
         pool = _new_pool(settings, known, 1)
         try:
-            result: FileDescription | Failed = pool.submit(_describe_in_worker, found).result(timeout=timeout)
+            result: FileDescription | Failed = pool.submit(_describe_in_worker, [found]).result(timeout=timeout)[0]
         except BrokenProcessPool:
             result = crashed(found.path)
         except TimeoutError:

@@ -1,10 +1,16 @@
-"""The describing workers: files go in bounded chunks, and a worker imports only what describing needs."""
+"""The describing workers: files go in bounded chunks, and a worker imports only what describing needs.
+
+A ``spawn``-ed worker imports ``nearindex.workers`` and re-runs the program's main
+script, which for the console script is the generated launcher of its entry point.
+"""
 
 from __future__ import annotations
 
 import itertools
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +36,17 @@ def test_chunks_keep_every_file_in_order_within_the_bounds(sizes: list[int]) -> 
 
 def test_a_worker_imports_neither_the_database_nor_the_index() -> None:
     probe = "import sys, nearindex.workers; print(sorted({'sqlalchemy', 'alembic', 'faiss'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_console_script_imports_nothing_heavy_until_it_runs() -> None:
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    module, _, function = pyproject["project"]["scripts"]["nearindex"].partition(":")
+    probe = (
+        f"import sys, {module}; assert callable({module}.{function}); "
+        "print(sorted({'sqlalchemy', 'alembic', 'faiss', 'typer', 'rich'} & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
 

@@ -109,7 +109,8 @@ def add(
             None picks one per core, or none for a handful of files (starting
             workers costs more than it saves there).
         timeout: Seconds one file may take to describe in a worker; a file
-            that takes longer fails (and is tried again by the next run).
+            that takes longer alone fails (and is tried again by the next
+            run). A chunk of small files may take this once per file.
         max_pixels: Refuse images whose header claims more pixels than this
             (default: the database's ``max_pixels``, 100 million).
         progress: Receives progress over the files to read.

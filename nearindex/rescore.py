@@ -92,11 +92,15 @@ ROTATION_GATE = (0.30, 0.92)
 #: while its re-encoded, resized, recoloured and cropped copies correlate 0.994-1.0.
 LOW_DETAIL = 6.0
 NEAR_IDENTICAL = 0.98
-#: No edit of such an image leaves detail over most of it: against an image whose median
-#: block (``typical_detail``) reaches LOW_DETAIL it scores 0. A tall class diagram (median
-#: block 10.5), squashed to the vectors' square grid, is a left-to-right ramp that
-#: correlated 0.996 with ``gradient.png`` turned 3 degrees (0.992 with the original),
-#: while the gradient's captioned, pasted, bordered and screenshot copies stay at 2.7-4.7.
+#: No edit of such an image puts detail in its middle half, so against an image with detail
+#: (``detail`` >= LOW_DETAIL) whose middle half has it too (``central_detail``) it scores 0.
+#: A tall class diagram (middle half 34.6), squashed to the vectors' square grid, is a ramp
+#: that correlated 0.996 with ``gradient.png`` turned 3 degrees (0.992 with the original);
+#: the gradient's captioned, bordered, screenshot and framed copies keep a middle half
+#: under 1 (their detail is at the edges: a median over 4x4 blocks, tried first, zeroed a
+#: gradient in a 1 px frame). A patch pasted in its middle (13.8) is lost, as it was:
+#: its whole correlates under NEAR_IDENTICAL.
+CENTRAL_FRACTION = 0.5
 
 Image = npt.NDArray[np.float32]
 #: (template, window) of the band-pass plane, then of the plain one.
@@ -144,17 +148,12 @@ class Prepared:
         return float(self.bandpass.std())
 
     @cached_property
-    def typical_detail(self) -> float:
-        """Median over ``BLOCKS`` x ``BLOCKS`` blocks of the band-pass image's standard deviation.
-
-        Unlike ``detail`` it stays low when a caption or a pasted patch adds
-        detail to one part of a smooth image.
-        """
-        rows, cols = self.bandpass.shape[0] // BLOCKS, self.bandpass.shape[1] // BLOCKS
-        if rows == 0 or cols == 0:
-            return self.detail
-        blocks = _blocks(self.bandpass[: rows * BLOCKS, : cols * BLOCKS], BLOCKS, rows, cols)
-        return float(np.median(blocks.std(axis=1)))
+    def central_detail(self) -> float:
+        """Standard deviation of the band-pass image's middle ``CENTRAL_FRACTION`` of each side (grey levels)."""
+        height, width = self.bandpass.shape
+        dy, dx = round(height * (1 - CENTRAL_FRACTION) / 2), round(width * (1 - CENTRAL_FRACTION) / 2)
+        middle = self.bandpass[dy : height - dy, dx : width - dx]
+        return float(middle.std()) if middle.size else self.detail
 
     @cached_property
     def usable(self) -> bool:
@@ -241,7 +240,7 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
         directions' robust block correlation at the best placement (0 when
         either image is flat; when either has less than ``LOW_DETAIL``, the
         stretched margin of ``coarse`` above ``NEAR_IDENTICAL``, or 0 if the
-        other has detail over most of it); and that placement.
+        other has detail, in its middle too); and that placement.
     """
     if not (first.usable and second.usable):
         return Rescored(0.0, None)
@@ -250,9 +249,10 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
         aligned, frame = forward
     else:
         aligned, frame = backward, None if frame is None else frame.inverse()
-    if min(first.detail, second.detail) < LOW_DETAIL:
+    smooth, other = sorted((first, second), key=lambda image: image.detail)
+    if smooth.detail < LOW_DETAIL:
         # Without detail, blocks correlate by chance: only a near-identical whole counts.
-        if max(first.typical_detail, second.typical_detail) >= LOW_DETAIL:
+        if other.detail >= LOW_DETAIL and other.central_detail >= LOW_DETAIL:
             score = 0.0
         else:
             score = (coarse - NEAR_IDENTICAL) / (1 - NEAR_IDENTICAL)

@@ -8,9 +8,9 @@ a third of its time. At most a few chunks per worker are in flight at once,
 which bounds memory and tells which files were in flight when a worker died:
 those are retried one at a time, and the file that kills a worker on its own
 is reported as that file's failure. Likewise, when no chunk at all finishes
-for ``timeout`` seconds, a worker is stuck: the pool is stopped, the files in
-flight are retried one at a time with the same limit, and the one that
-exceeds it alone is reported.
+within ``timeout`` seconds per file of the largest chunk in flight, a worker is
+stuck: the pool is stopped, the files of chunks in flight are retried one at a
+time, each with ``timeout``, and the one that exceeds it alone is reported.
 
 A file found in a store (a URL) is read with one request and checked against
 the size the listing gave; its stamp is the listing's. Objects of a store that
@@ -39,7 +39,7 @@ IN_FLIGHT_PER_WORKER = 4
 CHUNK_FILES = 8
 #: ... and this many bytes (a larger file goes alone).
 CHUNK_BYTES = 1 << 20
-#: Seconds one file may take to describe in a worker before it is given up.
+#: Seconds one file may take to describe in a worker before it is given up (a chunk: this per file).
 DEFAULT_TIMEOUT = 60.0
 
 _worker_settings: Settings | None = None
@@ -79,7 +79,8 @@ def describe_files(
         settings: Descriptor parameters.
         known_hashes: Contents already stored (hashed, not decoded).
         workers: Worker processes; 0 describes in this process (no timeout then).
-        timeout: Seconds a file may take in a worker before it fails (> 0).
+        timeout: Seconds a file may take in a worker before it fails (> 0; a
+            chunk of small files may take this once per file it holds).
 
     Yields:
         One FileDescription or Failed per file, in completion order.
@@ -137,45 +138,52 @@ def _describe_in_pool(
 ) -> Iterator[FileDescription | Failed]:
     pool = _new_pool(settings, known, workers)
     chunks = chunks_of(files)
+    unsent: list[list[FoundFile]] = []  # a chunk taken from ``chunks`` that a broken pool refused
     in_flight: dict[Future[list[FileDescription | Failed]], list[FoundFile]] = {}
     try:
         while True:
-            _fill(pool, chunks, in_flight, workers * IN_FLIGHT_PER_WORKER)
-            if not in_flight:
-                return
-            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
             try:
+                _fill(pool, chunks, unsent, in_flight, workers * IN_FLIGHT_PER_WORKER)
+                if not in_flight:
+                    return
+                # A chunk may take the timeout once per file it holds.
+                allowed = timeout * max(len(chunk) for chunk in in_flight.values())
+                done, _ = wait(in_flight, timeout=allowed, return_when=FIRST_COMPLETED)
                 if not done:
                     raise _StuckError
-                for future in done:
-                    results = future.result()
-                    del in_flight[future]
-                    yield from results
+                finished = [(future, future.result()) for future in done]
             except (BrokenProcessPool, _StuckError):
                 _stop(pool)
-                suspects = [found for chunk in in_flight.values() for found in chunk]
-                in_flight.clear()
-                yield from _isolate(suspects, settings, known, timeout)
+                yield from _recover(in_flight, settings, known, timeout)
                 pool = _new_pool(settings, known, workers)
+                continue
+            for future, results in finished:
+                del in_flight[future]
+                yield from results
     finally:
         pool.shutdown(cancel_futures=True)
 
 
 class _StuckError(Exception):
-    """No file finished within the timeout."""
+    """No chunk finished within the timeout."""
 
 
 def _fill(
     pool: ProcessPoolExecutor,
     chunks: Iterator[list[FoundFile]],
+    unsent: list[list[FoundFile]],
     in_flight: dict[Future[list[FileDescription | Failed]], list[FoundFile]],
     limit: int,
 ) -> None:
     while len(in_flight) < limit:
-        chunk = next(chunks, None)
+        chunk = unsent.pop() if unsent else next(chunks, None)
         if chunk is None:
             return
-        in_flight[pool.submit(_describe_in_worker, chunk)] = chunk
+        try:
+            in_flight[pool.submit(_describe_in_worker, chunk)] = chunk
+        except BrokenProcessPool:  # a worker died since the last results came back
+            unsent.append(chunk)
+            raise
 
 
 def chunks_of(files: Iterable[FoundFile]) -> Iterator[list[FoundFile]]:
@@ -197,21 +205,43 @@ def chunks_of(files: Iterable[FoundFile]) -> Iterator[list[FoundFile]]:
         yield chunk
 
 
+def _recover(
+    in_flight: dict[Future[list[FileDescription | Failed]], list[FoundFile]],
+    settings: Settings,
+    known: frozenset[bytes],
+    timeout: float,
+) -> Iterator[FileDescription | Failed]:
+    """After a crash or a stall: the results of chunks that finished, then every other file in flight alone."""
+    suspects: list[FoundFile] = []
+    for future, chunk in in_flight.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            yield from future.result()
+        else:
+            suspects.extend(chunk)
+    in_flight.clear()
+    yield from _isolate(suspects, settings, known, timeout)
+
+
 def _isolate(
     files: list[FoundFile], settings: Settings, known: frozenset[bytes], timeout: float
 ) -> Iterator[FileDescription | Failed]:
-    """Describe each suspect alone; the one that kills or stalls its worker fails."""
-    for found in files:
-        pool = _new_pool(settings, known, 1)
-        try:
-            result: FileDescription | Failed = pool.submit(_describe_in_worker, [found]).result(timeout=timeout)[0]
-        except BrokenProcessPool:
-            result = crashed(found.path)
-        except TimeoutError:
-            _stop(pool)
-            result = Failed(found.path, f"took longer than {timeout:g} s to decode", transient=True)
-        pool.shutdown(cancel_futures=True)
-        yield result
+    """Describe each suspect alone in one worker; the one that kills or stalls it fails, and the worker is replaced."""
+    pool: ProcessPoolExecutor | None = None
+    try:
+        for found in files:
+            pool = pool or _new_pool(settings, known, 1)
+            try:
+                result: FileDescription | Failed = pool.submit(_describe_in_worker, [found]).result(timeout=timeout)[0]
+            except BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                pool, result = None, crashed(found.path)
+            except TimeoutError:
+                _stop(pool)
+                pool, result = None, Failed(found.path, f"took longer than {timeout:g} s to decode", transient=True)
+            yield result
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def crashed(path: str) -> Failed:

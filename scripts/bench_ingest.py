@@ -513,6 +513,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=CACHE, help="where generated files are kept")
     parser.add_argument("--json", type=Path, help="also write all numbers here")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.generated is None:
         args.generated = 300 if args.quick else 5000
     if args.rerun_files is None:

@@ -10,7 +10,9 @@ flight at once: workers never wait for the next batch, and memory and the
 work lost with a worker stay bounded. Results stream back in completion order.
 
 The settings and the known content hashes go to the workers once
-(``Client.scatter``), not with every task. A file's error comes back as a
+(``Client.scatter``), not with every task; should every worker holding them
+die, Dask cancels the tasks that need them ("lost dependencies"): they are
+scattered again and each cancelled batch is sent once more. A file's error comes back as a
 ``Failed`` item (``workers.describe_safely``). When a worker dies, Dask gives
 its tasks to other workers; a batch that kills workers again and again ends
 in ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths):
@@ -30,6 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -157,8 +160,7 @@ def describe_on_cluster(
     address = str(untyped.scheduler.address)
     try:
         _require_same_nearindex(untyped)
-        [shared] = untyped.scatter([(settings, known_hashes)], broadcast=True, hash=False)
-        run = _Run(untyped, distributed, shared, iter(files))
+        run = _Run(untyped, distributed, (settings, known_hashes), iter(files))
         try:
             yield from run.results()
         finally:
@@ -219,8 +221,10 @@ class _BatchSizer:
 class _Run:
     """One stream of batches: submit, collect, retry killed batches file by file."""
 
-    def __init__(self, client: Any, distributed: Any, shared: Future[_Shared], files: Iterator[FoundFile]) -> None:
-        self._client, self._distributed, self._shared, self._files = client, distributed, shared, files
+    def __init__(self, client: Any, distributed: Any, shared: _Shared, files: Iterator[FoundFile]) -> None:
+        self._client, self._distributed, self._files = client, distributed, files
+        self._shared_data = shared
+        self._shared = self._scatter()
         self._sizer = _BatchSizer()
         self._in_flight: dict[Future[_BatchResult], list[FoundFile]] = {}
         self._completed = distributed.as_completed()
@@ -236,11 +240,17 @@ class _Run:
         if self._in_flight:
             self._client.cancel(list(self._in_flight))
 
-    def _outcomes(self, future: Future[_BatchResult], batch: list[FoundFile]) -> list[Outcome]:
+    def _outcomes(self, future: Future[_BatchResult], batch: list[FoundFile], *, resent: bool = False) -> list[Outcome]:
         try:
             results, seconds = future.result()
         except self._distributed.KilledWorker:
             return self._one_by_one(batch) if len(batch) > 1 else [crashed(batch[0].path)]
+        except CancelledError:
+            if resent:
+                return [Failed(f.path, "cluster task cancelled twice (its workers were lost)", True) for f in batch]
+            if self._shared.status != "finished":  # lost with the workers that held it
+                self._shared = self._scatter()
+            return self._outcomes(self._submit(batch), batch, resent=True)
         except Exception as error:  # the task never ran to its end: its files fail, the run goes on
             return [Failed(f.path, f"cluster task failed ({type(error).__name__}: {error})", True) for f in batch]
         self._sizer.record(len(batch), seconds)
@@ -262,6 +272,11 @@ class _Run:
             future = self._submit(batch)
             self._in_flight[future] = batch
             self._completed.add(future)
+
+    def _scatter(self) -> Future[_Shared]:
+        """The settings and known hashes, sent to every worker."""
+        [shared] = self._client.scatter([self._shared_data], broadcast=True, hash=False)
+        return shared  # type: ignore[no-any-return]
 
     def _submit(self, batch: list[FoundFile]) -> Future[_BatchResult]:
         future: Future[_BatchResult] = self._client.submit(describe_batch, batch, self._shared, pure=False)

@@ -174,6 +174,21 @@ def test_a_batch_that_keeps_killing_workers_is_retried_file_by_file(
     assert (report.added, report.failed) == (len(collection.all_files), ())
 
 
+def test_settings_lost_with_every_worker_are_sent_again(tmp_path: Path, collection: Collection, client: Client) -> None:
+    """Killing every worker loses the scattered settings; the batches Dask cancels for it are sent once more."""
+
+    def kill_every_worker() -> None:
+        for pid in worker_pids(client).values():
+            os.kill(pid, signal.SIGKILL)
+
+    try:
+        with nearindex.open(tmp_path / "db") as db:
+            report = db.add(collection.root, client=client, progress=CountingProgress(kill_every_worker))
+    finally:
+        client.wait_for_workers(2)
+    assert (report.added, report.failed) == (len(collection.all_files), ())
+
+
 # -- stores ----------------------------------------------------------------------------------
 def test_a_memory_store_is_ingested_incrementally(tmp_path: Path, collection: Collection) -> None:
     url = f"memory://{uuid.uuid4().hex}/photos"

@@ -12,8 +12,8 @@ work lost with a worker stay bounded. Results stream back in completion order.
 The settings and the known content hashes go to the workers once
 (``Client.scatter``), not with every task; should every worker holding them
 die, Dask cancels the tasks that need them ("lost dependencies"): they are
-scattered again and each cancelled batch is sent once more. A file's error comes back as a
-``Failed`` item (``workers.describe_safely``). When a worker dies, Dask gives
+scattered again and each cancelled batch is sent once more. A file's error
+comes back as a ``Failed`` item (``workers.describe_safely``). When a worker dies, Dask gives
 its tasks to other workers; a batch that kills workers again and again ends
 in ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths):
 its files are then sent one task each, and a file that kills workers on its

@@ -86,10 +86,14 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_rest_of_its_chunk_is_d
     assert set(outcomes.values()) == {None}
 
 
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a new interpreter (nothing imported before it)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
 def test_a_worker_imports_neither_the_database_nor_the_index() -> None:
     probe = "import sys, nearindex.workers; print(sorted({'sqlalchemy', 'alembic', 'faiss'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "[]"
+    assert fresh_python(probe).strip() == "[]"
 
 
 def test_the_console_script_imports_nothing_heavy_until_it_runs() -> None:
@@ -99,11 +103,9 @@ def test_the_console_script_imports_nothing_heavy_until_it_runs() -> None:
         f"import sys, {module}; assert callable({module}.{function}); "
         "print(sorted({'sqlalchemy', 'alembic', 'faiss', 'typer', 'rich'} & set(sys.modules)))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "[]"
+    assert fresh_python(probe).strip() == "[]"
 
 
 def test_the_public_names_are_there_when_used() -> None:
     probe = "import nearindex; print(nearindex.open.__module__, nearindex.Match.__module__)"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.split() == ["nearindex.api", "nearindex.search"]
+    assert fresh_python(probe).split() == ["nearindex.api", "nearindex.search"]

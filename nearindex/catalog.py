@@ -160,6 +160,15 @@ class Catalog:
                     found[row.id] = StoredContent(**row._asdict())
         return found
 
+    def descriptors(self, content_ids: Iterable[int]) -> dict[int, bytes]:
+        """Stored descriptors of the given contents (without their thumbnails)."""
+        found: dict[int, bytes] = {}
+        with Session(self.engine) as session:
+            for chunk in _chunks(sorted(set(content_ids)), 500):
+                rows = session.execute(select(Content.id, Content.descriptor).where(Content.id.in_(chunk)))
+                found.update((cid, blob) for cid, blob in rows)
+        return found
+
     def iter_descriptors(self, *, chunk: int = 10_000) -> Iterator[list[tuple[int, bytes]]]:
         """All non-flat contents' (id, descriptor) pairs, in chunks, by id."""
         last = 0

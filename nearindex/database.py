@@ -216,6 +216,10 @@ class Database:
         """Stored descriptors and thumbnails by content id."""
         return self._catalog.contents(content_ids)
 
+    def stored_descriptors(self, content_ids: list[int]) -> dict[int, bytes]:
+        """Stored descriptors by content id (the window vectors, float32, row 0 the whole image)."""
+        return self._catalog.descriptors(content_ids)
+
     def thumbnail(self, content: StoredContent) -> npt.NDArray[np.uint8]:
         """A stored thumbnail as a 2-D uint8 array."""
         flat = np.frombuffer(content.thumbnail, np.uint8)

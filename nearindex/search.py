@@ -40,8 +40,13 @@ EDIT_LEADERS = 1
 #: their stored vectors' exact inner products (``candidate_contents``). On 10^5 images of
 #: ``scripts/bench_scale.py``, the exact best 10 among the best 30 went from 0.966 to 0.989
 #: with 2 and 0.993 with 3, for about 2 ms per query; 3 makes up for the smaller codes of
-#: ``vectors.CODE_BYTES`` (28 bytes: 0.986 with 2, 0.992 with 3).
-RERANK_FACTOR = 3
+#: ``vectors.CODE_BYTES`` (28 bytes: 0.986 with 2, 0.992 with 3). Its 4-bit fast-scan codes
+#: scan four times faster but estimate less well, the more so the larger the collection: at
+#: 10^5 images (random / near-duplicate queries) 0.939/0.943 with 3, 0.988/0.986 with 8; at
+#: 10^6, 0.909/0.929 with 8, 0.960/0.970 with 16, 0.977/0.981 with 24 (IVF probes hardly
+#: matter: 256 instead of 128 gave 0.963/0.973 with 16). A shortlist of 720 contents costs
+#: the catalog reads of their descriptors, ~16 ms (``exact_ranking``).
+RERANK_FACTOR = 24
 #: The mirrored orientation is rescored when its coarse correlation beats the direct one by
 #: more than this. A flipped copy's beats it by far; rescoring whenever it came within 0.05
 #: of it (a lead of -0.05, as before) rescored 60 % of unrelated pairs twice. On the public
@@ -305,16 +310,22 @@ def candidate_contents(
 
 
 def exact_ranking(database: Database, side: Side, content_ids: list[int]) -> list[int]:
-    """``content_ids`` by the exact best inner product of their stored vectors with ``side``'s, either orientation."""
-    stored = database.stored_contents(content_ids)
+    """``content_ids`` by the exact best inner product of their stored vectors with ``side``'s, either orientation.
+
+    One matrix product for all of them: a shortlist of a few hundred contents
+    took 24 ms one at a time, most of it reading their thumbnails too.
+    """
+    stored = database.stored_descriptors(content_ids)
+    found = [cid for cid in content_ids if stored.get(cid)]  # a flat image has no vectors
+    if not found:
+        return []
     dimension = database.settings.dimension
-    queries = np.concatenate([side.vectors, side.mirrored_vectors])
-    exact = {
-        cid: best_inner_product(queries, np.frombuffer(stored[cid].descriptor, np.float32).reshape(-1, dimension))
-        for cid in content_ids
-        if cid in stored
-    }
-    return sorted(exact, key=lambda cid: -exact[cid])
+    queries = np.concatenate([side.vectors, side.mirrored_vectors]).astype(np.float32)
+    rows = [np.frombuffer(stored[cid], np.float32).reshape(-1, dimension) for cid in found]
+    products = np.concatenate(rows) @ queries.T
+    starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
+    best = np.maximum.reduceat(products.max(axis=1), starts)
+    return [found[i] for i in np.argsort(-best, kind="stable")]
 
 
 def best_coarse(

@@ -7,9 +7,12 @@ small it is exact (a flat index, 1 KB per 256-d vector); above
 ``REDUCED_DIMENSION`` main axes of the stored vectors (an uncentred PCA, so
 inner products keep their meaning, turned by a fixed random rotation so the
 quantiser's sub-vectors carry equal variance), filed in one of a few thousand
-IVF lists and kept as a ``CODE_BYTES``-byte product-quantiser code (36 bytes
-with its id, 288 per image). A compressed index only has to find the right
-candidates: the rescorer ranks them exactly. Its file name carries the catalog generation it reflects
+IVF lists and kept as a ``CODE_BYTES``-byte product-quantiser code of 4-bit
+indices (36 bytes with its id, 288 per image), laid out for FAISS's *fast-scan*
+search, which compares 32 codes at a time in SIMD registers. A compressed index
+only has to find the right candidates: ``search`` ranks a generous shortlist by
+the stored vectors' exact products, and the rescorer ranks the rest exactly.
+Its file name carries the catalog generation it reflects
 (``vectors.00000042.faiss``); a file for any other generation is stale. Saving
 writes a temporary file in the same folder, fsyncs it and renames it into
 place, so a crash leaves either the old file or the new one, never half.
@@ -46,8 +49,13 @@ REDUCED_DIMENSION = 56
 #: the ids, under the 300 wanted) kept candidate recall@10 at 0.986/0.985 (random /
 #: near-duplicate queries) against 0.989/0.988 for 32 over 64, and 0.992/0.988 once
 #: ``search.RERANK_FACTOR`` went from 2 to 3; 32 codes of 7 bits over 64 dims were both
-#: worse (0.982/0.984) and slower (no 8-bit fast path).
+#: worse (0.982/0.984) and slower (no 8-bit fast path). The same 28 bytes as 56 codes of
+#: 4 bits (fast-scan) took the vector stage of a query from 35.9 to 9.5 ms at the median and
+#: ``duplicates``' from 99 to 21 s, but kept only 0.939/0.943 until the exact re-ranking
+#: took more contents (``search.RERANK_FACTOR``, 3 -> 8: 0.988/0.986).
 CODE_BYTES = 28
+#: Bits per product-quantiser index: 4 is what FAISS's fast-scan kernels take.
+CODE_BITS = 4
 #: IVF lists searched per query vector by the compressed index (64 of 1,024 kept 0.976 in
 #: the measurement above, 128 kept 0.993). With 10^5 images of ``scripts/bench_scale.py``
 #: (4,096 lists), 256 probes instead of 128 raised candidate recall@10 only from 0.966 to
@@ -55,7 +63,7 @@ CODE_BYTES = 28
 PROBES = 128
 #: Training vectors wanted per IVF list (FAISS warns below 39) ...
 TRAINING_PER_LIST = 40
-#: ... and at least this many in all (each product-quantiser code book has 256 entries) ...
+#: ... and at least this many in all (enough for every IVF list and code book) ...
 MIN_TRAINING = 256
 #: ... but no more than this many in all (training time grows with the sample) ...
 MAX_TRAINING = 500_000
@@ -75,8 +83,9 @@ _ID_MAP_ENTRY_BYTES = 48
 
 
 def sub_quantisers(dimension: int) -> int:
-    """Product-quantiser sub-vectors (a byte each) for ``dimension``: the most, up to ``CODE_BYTES``, dividing it."""
-    return max(m for m in range(1, min(CODE_BYTES, dimension) + 1) if dimension % m == 0)
+    """Product-quantiser sub-vectors (``CODE_BITS`` each) for ``dimension``: the most dividing it in ``CODE_BYTES``."""
+    most = CODE_BYTES * 8 // CODE_BITS
+    return max(m for m in range(1, min(most, dimension) + 1) if dimension % m == 0)
 
 
 def choose_index_kind(vector_count: int) -> str:
@@ -132,10 +141,8 @@ class VectorIndex:
             raise ValueError(f"needs at least {MIN_TRAINING} vectors to train on, has {len(training)}")
         lists = min(lists or list_count(len(training)), max(1, len(training) // MIN_PER_LIST))
         reduced = min(REDUCED_DIMENSION, dimension)
-        coded = faiss.index_factory(reduced, f"IVF{lists},PQ{sub_quantisers(reduced)}", faiss.METRIC_INNER_PRODUCT)
-        # index_factory asks for polysemous training (codes ordered for Hamming distances), which
-        # we never use and which took 49 s of the 50 s that 280 vectors took to train.
-        cast(Any, faiss.downcast_index(coded)).do_polysemous_training = False  # an IndexIVFPQ member
+        code = f"PQ{sub_quantisers(reduced)}x{CODE_BITS}fs"
+        coded = faiss.index_factory(reduced, f"IVF{lists},{code}", faiss.METRIC_INNER_PRODUCT)
         index = faiss.IndexPreTransform(_main_axes(training, reduced), coded)  # keeps its parts alive
         with _threads(1 if len(training) < PARALLEL_TRAINING else faiss.omp_get_max_threads()):
             index.train(training)
@@ -163,7 +170,8 @@ class VectorIndex:
         if not self.is_compressed:
             return f"IDMap2,Flat inner product ({self.dimension} dims)"
         ivf = self._ivf()
-        return f"projection to {ivf.d} dims,IVF{ivf.nlist},PQ{ivf.code_size} inner product ({self.dimension} dims)"
+        code = f"PQ{ivf.pq.M}x{ivf.pq.nbits}{'fs' if hasattr(ivf, 'bbs') else ''}"  # fast-scan indexes have blocks
+        return f"projection to {ivf.d} dims,IVF{ivf.nlist},{code} inner product ({self.dimension} dims)"
 
     def outgrown(self) -> bool:
         """True when the index no longer suits its size.
@@ -182,8 +190,10 @@ class VectorIndex:
             return self.size * (self.dimension * 4 + 8 + _ID_MAP_ENTRY_BYTES)
         ivf = self._ivf()
         lists, reduced, code = int(ivf.nlist), int(ivf.d), int(ivf.code_size)
-        tables = (lists + 256) * reduced * 4 + reduced * self.dimension * 4  # centroids, code books, projection
-        return self.size * (code + 8) + tables
+        # centroids, code books, projection
+        tables = (lists + int(ivf.pq.ksub)) * reduced * 4 + reduced * self.dimension * 4
+        padding = lists * int(getattr(ivf, "bbs", 0)) // 2 * code  # fast-scan fills each list's last block
+        return self.size * (code + 8) + tables + padding
 
     def ids(self) -> IdArray:
         """The ids of all vectors held, in storage order."""
@@ -199,8 +209,8 @@ class VectorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def _ivf(self) -> Any:
-        """The IVF index inside a compressed index (untyped in faiss's stubs)."""
-        return faiss.extract_index_ivf(self._index)
+        """The IVF index inside a compressed index, as its own class (untyped in faiss's stubs)."""
+        return faiss.downcast_index(faiss.extract_index_ivf(self._index))
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
         """Add vectors under ids (ids must not be present already).
@@ -247,6 +257,12 @@ class VectorIndex:
         if self.is_compressed:
             raise RuntimeError("a compressed index keeps codes, not vectors")
         return np.asarray(self._index.reconstruct(int(vector_id)), np.float32)
+
+    def reconstruct_many(self, vector_ids: IdArray) -> FloatArray:
+        """The stored vectors of several ids, one row each (a flat index's; RuntimeError if absent or compressed)."""
+        if self.is_compressed:
+            raise RuntimeError("a compressed index keeps codes, not vectors")
+        return np.asarray(self._index.reconstruct_batch(np.ascontiguousarray(vector_ids, np.int64)), np.float32)
 
     def save(self, path: Path) -> None:
         """Write the index atomically: temp file, fsync, rename, fsync folder."""

@@ -498,7 +498,7 @@ class Answers:
 
 def exact_order(exact: VectorIndex, rows: np.ndarray, contents: list[int]) -> list[int]:
     """``contents`` by the exact best inner product of their vectors (from ``exact``) with ``rows``."""
-    stored = np.stack([exact.reconstruct(int(i)) for i in vector_ids(np.asarray(contents, np.int64))])
+    stored = exact.reconstruct_many(vector_ids(np.asarray(contents, np.int64)))
     best = (rows @ stored.T).reshape(len(rows), len(contents), WINDOW_COUNT).max(axis=(0, 2))
     return [contents[i] for i in np.argsort(-best, kind="stable")]
 

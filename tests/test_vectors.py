@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -99,6 +100,10 @@ def test_remove_of_nothing_or_of_unknown_ids_changes_nothing(index: VectorIndex)
 
 def test_reconstruct_gives_back_the_stored_vector(index: VectorIndex) -> None:
     np.testing.assert_array_equal(index.reconstruct(1000), unit_rows(5)[2])
+
+
+def test_reconstruct_many_gives_back_the_stored_vectors_in_the_order_asked(index: VectorIndex) -> None:
+    np.testing.assert_array_equal(index.reconstruct_many(ids_of(512, 40, 1000)), unit_rows(5)[[4, 0, 2]])
 
 
 # -- boundary checks --------------------------------------------------------------
@@ -294,6 +299,34 @@ def test_a_compressed_index_lists_removes_and_reloads_its_ids(
     assert copy.size == 5998 and 0 not in copy.ids() and 0 not in copy.search(queries[:1], 30)[1]
 
 
+def test_a_compressed_index_scans_fast_scan_codes_and_keeps_no_vectors(
+    compressed_case: tuple[VectorIndex, F32, F32],
+) -> None:
+    index, _stored, _queries = compressed_case
+    assert "PQ56x4fs" in index.kind
+    with pytest.raises(RuntimeError, match="codes, not vectors"):
+        index.reconstruct_many(ids_of(0, 16))
+    # 28 bytes of code and an 8-byte id per vector, plus tables: a few KB over 6,000 vectors.
+    assert 36 * index.size < index.memory_bytes() < 36 * index.size + 400_000
+
+
+def test_a_compressed_file_of_8_bit_codes_from_an_earlier_release_still_answers(
+    compressed_case: tuple[VectorIndex, F32, F32], tmp_path: Path
+) -> None:
+    _index, stored, queries = compressed_case
+    projection = faiss.PCAMatrix(256, 56)
+    coded = faiss.index_factory(56, "IVF64,PQ28", faiss.METRIC_INNER_PRODUCT)
+    earlier = faiss.IndexPreTransform(projection, coded)
+    earlier.train(stored)
+    earlier.add_with_ids(stored, np.arange(6000, dtype=np.int64) * 16)
+    faiss.write_index(earlier, str(tmp_path / "vectors.00000001.faiss"))
+    loaded = VectorIndex.load(tmp_path / "vectors.00000001.faiss", mmap=True)
+    assert loaded.is_compressed and "IVF64,PQ28x8 " in loaded.kind
+    assert 36 * 6000 < loaded.memory_bytes() < 36 * 6000 + 400_000
+    _, found = loaded.search(queries, 30)
+    assert np.mean([i * 16 in row for i, row in enumerate(found)]) >= 0.9
+
+
 def test_a_compressed_index_needs_enough_vectors_to_train() -> None:
     with pytest.raises(ValueError, match="at least 256 vectors"):
         VectorIndex.compressed(256, low_rank_rows(100, seed=3))
@@ -310,12 +343,13 @@ def test_an_index_outgrows_its_kind_by_size(monkeypatch: pytest.MonkeyPatch) -> 
 @given(st.integers(1, 300))
 def test_the_code_uses_the_most_sub_quantisers_that_divide_the_projection(dimension: int) -> None:
     parts = vectors.sub_quantisers(dimension)
-    assert dimension % parts == 0 and parts <= vectors.CODE_BYTES
-    assert not any(dimension % more == 0 for more in range(parts + 1, min(vectors.CODE_BYTES, dimension) + 1))
+    most = vectors.CODE_BYTES * 8 // vectors.CODE_BITS
+    assert dimension % parts == 0 and parts <= most
+    assert not any(dimension % more == 0 for more in range(parts + 1, min(most, dimension) + 1))
 
 
-def test_a_compressed_index_trains_on_vectors_its_code_size_does_not_divide() -> None:
-    rows = low_rank_rows(600, seed=5)[:, :36]  # grid 6: 36 dims, which 28 one-byte codes cannot split
+def test_a_compressed_index_trains_on_vectors_shorter_than_its_projection() -> None:
+    rows = low_rank_rows(600, seed=5)[:, :36]  # grid 6: 36 dims, fewer than the projection keeps
     rows = np.ascontiguousarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
     index = VectorIndex.compressed(36, rows)
     index.add(np.arange(600, dtype=np.int64), rows)

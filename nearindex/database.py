@@ -478,8 +478,9 @@ class Database:
 
     def _load_index(self) -> None:
         self._generation = self._catalog.generation()
-        # A reader maps the file instead of reading it: a compressed index larger than RAM
-        # still opens, and a writer replacing the file leaves the mapped one intact.
+        # A reader asks FAISS to map the file (it maps the 8-bit codes of earlier releases'
+        # compressed indexes; fast-scan codes it reads in, 36 bytes per vector); either way a
+        # writer replacing the file leaves the reader's copy intact.
         loaded = _load_index_file(self.directory, self._generation, self.settings.dimension, mmap=not self.writable)
         if loaded is not None:
             self._index = loaded

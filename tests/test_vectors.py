@@ -327,6 +327,36 @@ def test_a_compressed_file_of_8_bit_codes_from_an_earlier_release_still_answers(
     assert np.mean([i * 16 in row for i, row in enumerate(found)]) >= 0.9
 
 
+def test_vectors_added_after_a_removal_score_as_in_an_index_that_never_held_the_removed(tmp_path: Path) -> None:
+    stored, added = low_rank_rows(4000, seed=11), low_rank_rows(200, seed=12)
+    ids, new_ids = np.arange(4000, dtype=np.int64) * 16, (np.arange(200, dtype=np.int64) + 5000) * 16
+    gone = np.zeros(4000, bool)
+    gone[::15] = True
+
+    def trained() -> VectorIndex:
+        return VectorIndex.compressed(256, stored[:2000], lists=32)
+
+    index = trained()
+    index.add(ids, stored)
+    assert index.remove(ids[gone]) == gone.sum()
+    index.save(tmp_path / "vectors.00000001.faiss")
+    index = VectorIndex.load(tmp_path / "vectors.00000001.faiss")
+    index.add(new_ids, added)
+    clean = trained()
+    clean.add(ids[~gone], np.ascontiguousarray(stored[~gone]))
+    clean.add(new_ids, added)
+    after_removal, never_removed = scores_by_id(index, added), scores_by_id(clean, added)
+    for row, new_id in enumerate(new_ids.tolist()):
+        assert set(after_removal[row]) == set(never_removed[row])
+        assert abs(after_removal[row][new_id] - never_removed[row][new_id]) < 1e-4
+
+
+def scores_by_id(index: VectorIndex, queries: F32) -> list[dict[int, float]]:
+    """Each query's estimated inner product with every stored vector, by id."""
+    scores, found = index.search(queries, index.size)
+    return [dict(zip(ids.tolist(), values.tolist(), strict=True)) for ids, values in zip(found, scores, strict=True)]
+
+
 def test_a_compressed_index_needs_enough_vectors_to_train() -> None:
     with pytest.raises(ValueError, match="at least 256 vectors"):
         VectorIndex.compressed(256, low_rank_rows(100, seed=3))

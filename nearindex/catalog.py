@@ -11,12 +11,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .models import Content, Failure, File, IngestRun, State, utc_now
 
 GENERATION_KEY = "generation"
+#: Any selected columns (``_rows_of``).
+_Columns = tuple[Any, ...]
 _CONTENT_COLUMNS = select(
     Content.id, Content.width, Content.height, Content.flat,
     Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height,
@@ -153,21 +155,17 @@ class Catalog:
 
     def contents(self, content_ids: Iterable[int]) -> dict[int, StoredContent]:
         """Stored descriptors and thumbnails of the given contents."""
-        found = {}
-        with Session(self.engine) as session:
-            for chunk in _chunks(sorted(set(content_ids)), 500):
-                for row in session.execute(_CONTENT_COLUMNS.where(Content.id.in_(chunk))):
-                    found[row.id] = StoredContent(**row._asdict())
-        return found
+        return {row.id: StoredContent(**row._asdict()) for row in self._rows_of(_CONTENT_COLUMNS, content_ids)}
 
     def descriptors(self, content_ids: Iterable[int]) -> dict[int, bytes]:
         """Stored descriptors of the given contents (without their thumbnails)."""
-        found: dict[int, bytes] = {}
+        return {row.id: row.descriptor for row in self._rows_of(select(Content.id, Content.descriptor), content_ids)}
+
+    def _rows_of(self, statement: Select[*_Columns], content_ids: Iterable[int]) -> Iterator[Row[*_Columns]]:
+        """The rows ``statement`` selects for the given contents, a few hundred ids per query."""
         with Session(self.engine) as session:
             for chunk in _chunks(sorted(set(content_ids)), 500):
-                rows = session.execute(select(Content.id, Content.descriptor).where(Content.id.in_(chunk)))
-                found.update((cid, blob) for cid, blob in rows)
-        return found
+                yield from session.execute(statement.where(Content.id.in_(chunk)))
 
     def iter_descriptors(self, *, chunk: int = 10_000) -> Iterator[list[tuple[int, bytes]]]:
         """All non-flat contents' (id, descriptor) pairs, in chunks, by id."""

@@ -175,3 +175,47 @@ def test_a_turned_copy_is_found_again_near_the_unturned_scale_and_only_there(see
     step = (scales[0] / scales[-1]) ** (1 / (rescore_module.SCALE_STEPS - 1))
     far = rescore_module.best_placement(turned, original, near=scales[-1])
     assert far is not None and far.scale <= scales[-1] * step**1.5 < everywhere.scale
+
+
+def soft_page(seed: int, *, width: int = 640, height: int = 440) -> np.ndarray:
+    """A page of pale, defocused text: little contrast, next to which a caption band's edge is strong."""
+    rng = np.random.default_rng(seed)
+    page = np.full((height, width, 3), 235, np.uint8)
+    for baseline in range(30, height - 10, 26):
+        x = 12 + int(rng.integers(0, 20))
+        while x < width - 40:
+            word = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(2, 9))))
+            cv2.putText(page, word, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (190, 190, 190), 1, cv2.LINE_AA)
+            x += 14 * len(word) + 12
+    return cv2.GaussianBlur(page, (0, 0), 3.5)
+
+
+def captioned_crop_found(seed: int) -> tuple[float, float]:
+    """(score, mean error of the found frame's scale and offset) of a captioned crop of a soft page."""
+    original = soft_page(seed)
+    height, width = original.shape[:2]
+    keep, start = 0.87, 0.1
+    top, left = round(start * height), round(start * width)
+    edited = synthetic.add_caption(original[top : top + round(keep * height), left : left + round(keep * width)])
+    (a, va), (b, vb) = prepared(edited), prepared(original)
+    rescored = rescore(a, b, coarse=float(np.dot(va, vb)))
+    assert rescored.frame is not None
+    error = np.abs(np.subtract([*rescored.frame.scale, *rescored.frame.offset], [keep, keep, start, start])).mean()
+    return rescored.score, float(error)
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 2, 3)])
+def test_a_caption_band_does_not_pull_a_crop_of_a_soft_page_off_its_place(
+    seeds: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placed on evened band-pass planes, the strong edge of a caption no longer decides where the crop lies."""
+    evened = np.array([captioned_crop_found(seed) for seed in seeds])
+    monkeypatch.setattr(rescore_module, "EVENING", 1e9)  # s * tanh(v / s) is v: the plain band-pass
+    raw = np.array([captioned_crop_found(seed) for seed in seeds])
+    assert (evened[:, 1] < 0.015).all()
+    assert raw[:, 1].mean() > 2 * evened[:, 1].mean()
+    assert (evened[:, 0] > raw[:, 0]).all()
+    pages = [prepared(soft_page(seed)) for seed in (10, 11, 12)]
+    unrelated = [rescore(a, b, coarse=float(np.dot(va, vb))).score for (a, va), (b, vb) in
+                 ((pages[0], pages[1]), (pages[0], pages[2]), (pages[1], pages[2]))]  # fmt: skip
+    assert evened[:, 0].min() > max(unrelated) + 0.2

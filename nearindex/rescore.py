@@ -63,7 +63,9 @@ SCALE_STEPS = 9
 #: to 0.987 (crop75 0.79 -> 0.98, crop60 0.80 -> 0.90, crop + caption + JPEG 0.75 -> 0.95).
 SCALE_REFINEMENTS = (0.5, 0.25)
 #: Refining every pair cost 24 % more time; from 0.5 it costs 3 % (1,029 corpus pairs) and
-#: finds as many, from 0.65 a few fewer.
+#: finds as many, from 0.65 a few fewer (measured on the band-pass planes' correlation; the
+#: evened planes' (``EVENING``) runs a little lower for true pairs, so refining happens a
+#: little less often).
 REFINEMENT_FLOOR = 0.5
 #: Templates smaller than this (pixels, either side) are not trusted.
 MIN_TEMPLATE_SIDE = 8
@@ -117,6 +119,9 @@ CENTRAL_FRACTION = 0.5
 #: edits verified 0.989 -> 0.991; unrelated pairs at 0.87 or more 0.070 -> 0.085 %, for the
 #: same time. A share of 2 did not move the page (0.48); 0.5 did less than 0.25 overall.
 EVENING = 0.25
+#: ... but never less than this (grey levels): where most of a thumbnail is flat, its median
+#: is rounding noise, and a sign map of that noise placed a lone object's crop anywhere.
+MIN_EVENING_SCALE = 0.5
 
 Image = npt.NDArray[np.float32]
 #: Which plane of a Prepared thumbnail: the blurred one, its band-pass, or the band-pass evened out.
@@ -127,7 +132,7 @@ Planes = tuple[tuple[Image, Image], tuple[Image, Image]]
 
 @dataclass(frozen=True)
 class Prepared:
-    """A thumbnail ready for rescoring: plain and band-pass float versions.
+    """A thumbnail ready for rescoring: plain and band-pass float versions (and, derived, the evened band-pass).
 
     Its resized central parts are cached: in a query or ``duplicates`` one
     image meets many others of the same shape. On 800 candidate pairs of the
@@ -152,8 +157,8 @@ class Prepared:
 
     @cached_property
     def evened(self) -> Image:
-        """The band-pass plane evened out for placing a template (``EVENING``)."""
-        scale = EVENING * float(np.median(np.abs(self.bandpass))) + 1e-6
+        """The band-pass plane evened out for placing a template (``EVENING``): -s..s grey levels."""
+        scale = max(EVENING * float(np.median(np.abs(self.bandpass))), MIN_EVENING_SCALE)
         return np.asarray(scale * np.tanh(self.bandpass / scale), np.float32)
 
     def turned(self, degrees: float) -> Prepared:
@@ -348,26 +353,26 @@ def best_placement(source: Prepared, target: Prepared, *, near: float | None = N
     Returns:
         The best Placement, or None when no scale gives a usable template.
     """
-    band_template = central_part(source.evened)
+    template_part = central_part(source.evened)
     scales = template_scales(source.plain.shape, target.plain.shape)
     step = (scales[0] / scales[-1]) ** (1 / (SCALE_STEPS - 1))
     searched = scales if near is None else [s for s in scales if max(s / near, near / s) <= step * 1.001]
-    tried = [_placed(source, target, band_template, scale) for scale in searched]
+    tried = [_placed(source, target, template_part, scale) for scale in searched]
     best = max((found for found in tried if found is not None), default=None, key=lambda found: found[0])
     if best is None:
         return None
     for fraction in SCALE_REFINEMENTS if step > 1 and best[0] >= REFINEMENT_FLOOR else ():
         centre = best[1].scale
         for scale in (centre * step**fraction, centre / step**fraction):
-            found = _placed(source, target, band_template, scale) if scales[-1] <= scale <= scales[0] else None
+            found = _placed(source, target, template_part, scale) if scales[-1] <= scale <= scales[0] else None
             if found is not None and found[0] > best[0]:
                 best = found
     return best[1]
 
 
-def _placed(source: Prepared, target: Prepared, band_template: Image, scale: float) -> tuple[float, Placement] | None:
+def _placed(source: Prepared, target: Prepared, template_part: Image, scale: float) -> tuple[float, Placement] | None:
     """``matchTemplate``'s best value and placement of the evened template at one scale (None if unusable)."""
-    size = (round(band_template.shape[1] * scale), round(band_template.shape[0] * scale))
+    size = (round(template_part.shape[1] * scale), round(template_part.shape[0] * scale))
     if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.plain.shape[1] or size[1] > target.plain.shape[0]:
         return None
     template, spread = source.central_resized("evened", size=size, scale=scale)

@@ -108,9 +108,9 @@ NEAR_IDENTICAL = 0.98
 CENTRAL_FRACTION = 0.5
 #: ``matchTemplate`` places the template on the band-pass planes evened out: each value v
 #: becomes s * tanh(v / s), with s this share of the plane's median absolute value, so
-#: nearly its sign. A correlation is weighted by energy, and a caption band's edge or a
-#: pasted patch outweighed a soft page of text or a diagram: the template's best place
-#: was where that edge met a line of the original (a captioned crop of a blurred page
+#: nearly its sign. A correlation is weighted by energy, and a caption band's edge
+#: outweighed a soft page of text or a pale diagram: the template's best place was
+#: where that edge met a line of the original (a captioned crop of a blurred page
 #: scored 0.47; placed on its evened planes, 0.89). Blocks are still correlated on the
 #: planes themselves. On the public corpus (``scripts/evaluate.py``) crops with a caption
 #: and JPEG found first went from 0.970 to 0.990 and verified at 0.1 % false matches from

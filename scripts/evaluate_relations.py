@@ -35,19 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     originals, _ = choose_collection(argparse.Namespace(corpus=args.corpus, folder=None))
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    edited: Counter[str] = Counter()
     for name, edited_path, original in make_edits(originals, args.cache / "edits"):
         query, match = _side(original), _side(edited_path)
         if args.edit_as_query:
             query, match = match, query
         relation = relation_of(query, match, score_pair(query, match), DEFAULT_SETTINGS.duplicate_threshold)
         kinds[name][relation.kind] += 1
-        kinds[name]["edited"] += relation.edited
+        edited[name] += relation.edited
     rows = {}
     for name in EDIT_NAMES:
-        count = sum(n for kind, n in kinds[name].items() if kind != "edited")
-        rows[name] = {kind: n / count for kind, n in kinds[name].most_common()}
-        shares = ", ".join(f"{kind} {share:.2f}" for kind, share in rows[name].items() if kind != "edited")
-        print(f"{name:<24} edited {rows[name].get('edited', 0.0):.2f}   {shares}")
+        count = sum(kinds[name].values())
+        shares = {kind: n / count for kind, n in kinds[name].most_common()}
+        rows[name] = {"edited": edited[name] / count, "kinds": shares}
+        listed = ", ".join(f"{kind} {share:.2f}" for kind, share in shares.items())
+        print(f"{name:<24} edited {rows[name]['edited']:.2f}   {listed}")
     args.json.write_text(json.dumps(rows, indent=1))
     return 0
 

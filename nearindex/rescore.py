@@ -116,8 +116,9 @@ CENTRAL_FRACTION = 0.5
 #: and JPEG found first went from 0.970 to 0.990 and verified at 0.1 % false matches from
 #: 0.950 to 0.990, crops to 60 % found first from 0.980 to 0.990 but verified 0.931 ->
 #: 0.901 (crops of chessboards, whose periodic squares place a little differently), all
-#: edits verified 0.989 -> 0.991; unrelated pairs at 0.87 or more 0.070 -> 0.085 %, for the
-#: same time. A share of 2 did not move the page (0.48); 0.5 did less than 0.25 overall.
+#: edits verified 0.989 -> 0.991; unrelated pairs at 0.87 or more 0.070 -> 0.085 %, with no
+#: measurable extra time. A share of 2 left the page at 0.47, as without evening; 0.5 did
+#: less than 0.25 overall.
 EVENING = 0.25
 #: ... but never less than this (grey levels): where most of a thumbnail is flat, its median
 #: is rounding noise, and a sign map of that noise placed a lone object's crop anywhere.

@@ -302,11 +302,26 @@ def candidate_contents(
     are fetched and ranked by their stored vectors' exact ones (24 times a
     ``count`` of 300 would read 7,200 contents' descriptors).
     """
-    shortlist = max(count, database.settings.candidates * RERANK_FACTOR) if database.index.is_compressed else count
+    compressed = database.index.is_compressed
+    shortlist = shortlist_length(count, database.settings.candidates, compressed=compressed)
     best, leaders = best_coarse(database, side, shortlist, window_leaders=window_leaders, edit_leaders=edit_leaders)
     ranked = sorted(best, key=lambda cid: -best[cid])
-    if database.index.is_compressed:
+    if compressed:
         ranked = exact_ranking(database, side, ranked[:shortlist])
+    return with_leaders(ranked, count, leaders)
+
+
+def shortlist_length(count: int, candidates: int, *, compressed: bool) -> int:
+    """How many contents a query's vector stage fetches for ``count`` candidates.
+
+    ``count`` from an exact index; from a compressed one, ``RERANK_FACTOR``
+    times the default ``candidates`` when that is more (ranked exactly after).
+    """
+    return max(count, candidates * RERANK_FACTOR) if compressed else count
+
+
+def with_leaders(ranked: list[int], count: int, leaders: set[int]) -> list[int]:
+    """The first ``count`` of ``ranked``, then the ``leaders`` among the rest in their order, then the others."""
     return ranked[:count] + [cid for cid in ranked[count:] if cid in leaders] + sorted(leaders - set(ranked))
 
 

@@ -108,7 +108,7 @@ from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
 from nearindex.features import corners_left_out
 from nearindex.intake import describe_file
-from nearindex.search import EDIT_LEADERS, RERANK_FACTOR, WINDOW_LEADERS, Side, _distinct, score_pair
+from nearindex.search import EDIT_LEADERS, WINDOW_LEADERS, Side, _distinct, score_pair, shortlist_length, with_leaders
 from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
 from nearindex.vectors import VectorIndex
 
@@ -481,11 +481,11 @@ def product_candidates(
     """
     ranked = best_contents(scores, contents, len(contents) * CANDIDATES)
     if rerank is not None:
-        ranked = rerank(ranked[: CANDIDATES * RERANK_FACTOR])
+        ranked = rerank(ranked[: shortlist_length(CANDIDATES, CANDIDATES, compressed=True)])
     lead = leaders(contents)
     if edit_contents is not None:
         lead |= leaders(edit_contents, EDIT_LEADERS)
-    return ranked[:CANDIDATES] + [c for c in ranked[CANDIDATES:] if c in lead] + sorted(lead - set(ranked))
+    return with_leaders(ranked, CANDIDATES, lead)
 
 
 @dataclass
@@ -516,7 +516,7 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
     that recall is the product's, though the ranking is not timed.
     """
     answers = Answers()
-    shortlist = CANDIDATES * (RERANK_FACTOR if index.is_compressed else 1)
+    shortlist = shortlist_length(CANDIDATES, CANDIDATES, compressed=index.is_compressed)
     stacks = np.concatenate([queries.vectors[:count], mirror(queries.vectors[:count])], axis=1)
     for stack in stacks:
         rows = np.ascontiguousarray(stack)
@@ -935,7 +935,8 @@ def print_scale(result: dict[str, Any]) -> None:
     print(f"  queries: {compressed['queries']} (flat {flat['queries'] if flat else 0}), checked on the first "
           f"{compressed['recall_queries']} of each kind{flat_note}")  # fmt: skip
     if not flat:
-        print(f"  no flat index at this size: the compressed index's shortlist of {CANDIDATES * RERANK_FACTOR} "
+        shortlist = shortlist_length(CANDIDATES, CANDIDATES, compressed=True)
+        print(f"  no flat index at this size: the compressed index's shortlist of {shortlist} "
               "contents is not ranked exactly (the product ranks it by the catalog's vectors): recall is checked "
               "on the whole shortlist, which gives the product's, and the latency lacks that ranking")  # fmt: skip
     queried = compressed["duplicates"]["queried_contents"]

@@ -5,7 +5,9 @@ copy. Where it falls across the middle of the rescorer's 4x4 blocks, it spoils
 up to nine of them and the blocks' median sinks with it. Leaving out one
 rectangle of cells instead (the rectangle whose absence correlates the rest
 best) recovers the copy, and a single compact rectangle is too little freedom
-to make unrelated images agree.
+to make unrelated images agree. The rescorer passes the whole area where the
+two images overlap, not only its template (the central 80 %): there a patch
+is a smaller share of the cells.
 
 Both planes the rescorer compares are scored together, outside the same
 rectangle: the plain blurred images, and the band-pass ones with the rectangle
@@ -25,8 +27,9 @@ import numpy.typing as npt
 
 #: The images are cut into CELLS x CELLS cells; excluded rectangles are made of cells.
 CELLS = 8
-#: Largest excluded rectangle, as a share of the cells (a 15 % patch straddling
-#: cell borders covers up to 5x5 of the 8x8 cells of a template that is 80 % of the image).
+#: Largest excluded rectangle, as a share of the cells: 5x5 of 8x8 is 39 %. A 15 % patch is 3.1
+#: cells a side of a whole image, 3.9 of a template that is its central 80 %, before the blur
+#: spreads it.
 MAX_EXCLUDED_SHARE = 0.4
 #: Cells the band-pass plane's rectangle is grown by on every side.
 BANDPASS_GROWTH = 1

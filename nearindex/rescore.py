@@ -17,9 +17,10 @@ best placement the template and the window are cut into a 4x4 grid of blocks
 and the score is the median (``BLOCK_QUANTILE``) of the block correlations,
 band-pass and plain averaged, so a caption, a watermark or a pasted patch
 that spoils a few blocks does not sink a true copy. A patch across the
-middle spoils more than half of them, so the planes' correlation outside the
-one region where they disagree most (``exclusion``) stands in when it is
-higher, less ``EXCLUSION_PENALTY``. The "same framing"
+middle spoils more than half of them, so the planes' correlation where the
+two images overlap (the whole source, not just its central part), outside
+the one region where they disagree most (``exclusion``), stands in when it
+is higher, less ``EXCLUSION_PENALTY``. The "same framing"
 placement is scored as well, since a large pasted patch can pull the
 template's best match elsewhere. The final score mixes the aligned score
 with the vectors' coarse correlation, lightly: a crop's coarse correlation is
@@ -146,6 +147,7 @@ class Prepared:
     _resized: dict[tuple[Plane, int, int, bool], tuple[Image, float]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _whole: dict[tuple[Plane, int, int, bool], Image] = field(default_factory=dict, compare=False, repr=False)
     _turned: dict[float, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def central_resized(self, plane: Plane, *, size: tuple[int, int], scale: float) -> tuple[Image, float]:
@@ -155,6 +157,13 @@ class Prepared:
             resized = _resize(central_part(getattr(self, plane)), size, scale)
             self._resized[key] = (resized, _spread(resized))
         return self._resized[key]
+
+    def whole_resized(self, plane: Plane, *, size: tuple[int, int], scale: float) -> Image:
+        """The whole of one plane resized to ``size`` (width, height)."""
+        key = (plane, size[0], size[1], scale < 1)
+        if key not in self._whole:
+            self._whole[key] = _resize(getattr(self, plane), size, scale)
+        return self._whole[key]
 
     @cached_property
     def evened(self) -> Image:
@@ -343,6 +352,30 @@ class Placement:
             offsets.append((start - margin * pixels_per_source_pixel) / target[axis])
         return Frame((scales[0], scales[1]), (offsets[0], offsets[1]))
 
+    def overlap(self, source: Prepared, target: Prepared) -> Planes:
+        """The whole ``source``, resized as this placement resizes its central part, and ``target``, where they overlap.
+
+        Returns:
+            The (source, target) pairs of the band-pass, then the plain
+            planes: at least the template's placed area, more where the
+            source's margins fall inside the target.
+        """
+        rows, cols = source.plain.shape
+        margin_y, margin_x = round(rows * (1 - TEMPLATE_FRACTION) / 2), round(cols * (1 - TEMPLATE_FRACTION) / 2)
+        per_pixel_x, per_pixel_y = self.width / (cols - 2 * margin_x), self.height / (rows - 2 * margin_y)
+        size = (round(cols * per_pixel_x), round(rows * per_pixel_y))
+        left, top = self.x - round(margin_x * per_pixel_x), self.y - round(margin_y * per_pixel_y)
+        x0, y0 = max(left, 0), max(top, 0)
+        x1, y1 = min(left + size[0], target.plain.shape[1]), min(top + size[1], target.plain.shape[0])
+        bandpass, plain = (
+            (
+                source.whole_resized(plane, size=size, scale=self.scale)[y0 - top : y1 - top, x0 - left : x1 - left],
+                getattr(target, plane)[y0:y1, x0:x1],
+            )
+            for plane in ("bandpass", "plain")
+        )
+        return bandpass, plain
+
 
 def best_placement(source: Prepared, target: Prepared, *, near: float | None = None) -> Placement | None:
     """Where ``source``'s central part fits best in ``target`` (correlation of the evened band-pass planes).
@@ -390,13 +423,17 @@ class Alignment:
     Attributes:
         score: Mean of the band-pass and plain ``BLOCK_QUANTILE`` block correlations there (-1..1).
         frame: The source's Frame in the target (None when no placement was usable).
-        planes: The (template, window) pairs compared there: band-pass, then plain.
+        placement: That placement, in target pixels (None when none was usable).
     """
 
     score: float
     frame: Frame | None
-    planes: Planes | None
-    scale: float | None = None
+    placement: Placement | None
+
+    @property
+    def scale(self) -> float | None:
+        """The placement's template scale (None when none was usable)."""
+        return None if self.placement is None else self.placement.scale
 
 
 def align_into(source: Prepared, target: Prepared, *, near: float | None = None) -> Alignment:
@@ -414,9 +451,9 @@ def align_into(source: Prepared, target: Prepared, *, near: float | None = None)
     best = Alignment(0.0, None, None)
     for placement in {best_placement(source, target, near=near), same_framing(source, target)} - {None}:
         assert placement is not None
-        score, planes = block_score(source, target, placement)
+        score = block_score(source, target, placement)
         if best.frame is None or score > best.score:
-            best = Alignment(score, placement.frame(source.plain.shape, target.plain.shape), planes, placement.scale)
+            best = Alignment(score, placement.frame(source.plain.shape, target.plain.shape), placement)
     return best
 
 
@@ -431,20 +468,15 @@ def same_framing(source: Prepared, target: Prepared) -> Placement | None:
     return Placement(scale, (cols - width) // 2, (rows - height) // 2, width, height)
 
 
-def block_score(source: Prepared, target: Prepared, placement: Placement) -> tuple[float, Planes]:
-    """Mean of the band-pass and plain ``BLOCK_QUANTILE`` block correlations at a placement.
-
-    Returns:
-        That score (-1..1), and the (template, window) pairs compared: band-pass, then plain.
-    """
-    p, scores, planes = placement, [], []
+def block_score(source: Prepared, target: Prepared, placement: Placement) -> float:
+    """Mean of the band-pass and plain ``BLOCK_QUANTILE`` block correlations at a placement (-1..1)."""
+    p, scores = placement, []
     compared: tuple[Plane, ...] = ("bandpass", "plain")
     for plane in compared:
         resized, _ = source.central_resized(plane, size=(p.width, p.height), scale=p.scale)
         window = getattr(target, plane)[p.y : p.y + p.height, p.x : p.x + p.width]
         scores.append(_quantile(block_correlations(resized, window), BLOCK_QUANTILE))
-        planes.append((resized, window))
-    return (scores[0] + scores[1]) / 2, (planes[0], planes[1])
+    return (scores[0] + scores[1]) / 2
 
 
 def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, Frame | None]:
@@ -456,11 +488,12 @@ def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, 
     (a small turn does not change the scale; on the public corpus's edits
     every score stayed the same, and unrelated candidate pairs rescored about
     1.2 times faster, two of them no longer reaching 0.87). Then, unless the
-    blocks already score ``1 - EXCLUSION_PENALTY`` or more, the unturned
-    placement's planes are scored outside the one region where they disagree
-    most (``exclusion``); less ``EXCLUSION_PENALTY``, that stands in when
-    higher. The gate sees the blocks' score alone: lifted by the exclusion,
-    many unrelated pairs would be turned too, for nothing.
+    blocks already score ``1 - EXCLUSION_PENALTY`` or more, the images are
+    scored where they overlap at the unturned placement (``Placement.overlap``),
+    outside the one region where they disagree most (``exclusion``); less
+    ``EXCLUSION_PENALTY``, that stands in when higher. The gate sees the
+    blocks' score alone: lifted by the exclusion, many unrelated pairs would
+    be turned too, for nothing.
 
     Returns:
         The score (-1..1) and the source's Frame in the target, which
@@ -472,8 +505,8 @@ def align_allowing_rotation(source: Prepared, target: Prepared) -> tuple[float, 
             turned = align_into(source.turned(degrees), target, near=unturned.scale)
             best = max(best, turned, key=lambda found: found.score)
     score, frame = best.score, best.frame
-    if unturned.planes is not None and score < 1 - EXCLUSION_PENALTY:
-        outside = correlation_outside_region(*unturned.planes) - EXCLUSION_PENALTY
+    if unturned.placement is not None and score < 1 - EXCLUSION_PENALTY:
+        outside = correlation_outside_region(*unturned.placement.overlap(source, target)) - EXCLUSION_PENALTY
         if outside > score:
             score, frame = outside, unturned.frame
     return score, frame

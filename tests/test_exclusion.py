@@ -10,7 +10,7 @@ from nearindex import synthetic
 from nearindex.exclusion import CELLS, MAX_EXCLUDED_SHARE, correlation_outside_region, rectangles
 from nearindex.rescore import align_allowing_rotation, align_into
 
-from .test_rescore import prepared, score
+from .test_rescore import prepared, score, soft_page
 
 
 def soft(seed: int) -> np.ndarray:
@@ -59,6 +59,28 @@ def test_leaving_the_patch_out_is_what_recovers_the_copy() -> None:
     blocks_only = align_into(fake, source).score
     with_exclusion, _ = align_allowing_rotation(fake, source)
     assert with_exclusion > blocks_only + 0.1
+
+
+def pasted_at(image: np.ndarray, donor: np.ndarray, top: float, left: float, area: float = 0.15) -> np.ndarray:
+    """``image`` with a patch of ``donor`` over ``area`` of it, its corner at (``top``, ``left``) fractions."""
+    height, width = image.shape[:2]
+    patch_h, patch_w = round(height * area**0.5), round(width * area**0.5)
+    row, col = round(top * height), round(left * width)
+    out = image.copy()
+    out[row : row + patch_h, col : col + patch_w] = cv2.resize(donor, (patch_w, patch_h))
+    return out
+
+
+@pytest.mark.parametrize("corner", [(0.27, 0.27), (0.5, 0.3), (0.02, 0.3), (0.6, 0.6)], ids=str)
+def test_a_patch_pasted_over_a_soft_page_leaves_the_copy_far_above_unrelated_pages(corner: tuple[float, float]) -> None:
+    # The blur spreads a high-contrast patch over more of a soft page than it covers: within
+    # the template (the central 80 %) it spoiled more cells than one region may leave out.
+    pages = [soft_page(seed) for seed in (20, 21, 22, 23)]
+    unrelated = max(score(a, b) for i, a in enumerate(pages) for b in pages[i + 1 :])
+    for seed in (3, 4):
+        original = soft_page(seed)
+        fake = pasted_at(original, synthetic.make_scene(40 + seed), *corner)
+        assert score(fake, original) > unrelated + 0.25
 
 
 def test_identical_planes_correlate_fully_and_unrelated_ones_do_not() -> None:

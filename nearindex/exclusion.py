@@ -42,8 +42,8 @@ def correlation_outside_region(bandpass: tuple[Image, Image], plain: tuple[Image
     """Best mean correlation of both planes outside one rectangle of cells.
 
     Args:
-        bandpass: Band-pass template and window, equally shaped.
-        plain: Plain template and window, equally shaped (same shape as ``bandpass``).
+        bandpass: The two images' band-pass planes where they overlap, equally shaped.
+        plain: Their plain planes there (same shape as ``bandpass``).
 
     Returns:
         Over every rectangle of at most ``MAX_EXCLUDED_SHARE`` of the cells,

@@ -40,9 +40,10 @@ block quantile let more unrelated pairs through (0.882, 0.798).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -128,7 +129,7 @@ MIN_EVENING_SCALE = 0.5
 Image = npt.NDArray[np.float32]
 #: Which plane of a Prepared thumbnail: the blurred one, its band-pass, or the band-pass evened out.
 Plane = Literal["plain", "bandpass", "evened"]
-#: (template, window) of the band-pass plane, then of the plain one.
+#: (source, target) parts of the band-pass planes, then of the plain ones (``Placement.overlap``).
 Planes = tuple[tuple[Image, Image], tuple[Image, Image]]
 
 
@@ -147,7 +148,6 @@ class Prepared:
     _resized: dict[tuple[Plane, int, int, bool], tuple[Image, float]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _whole: dict[tuple[Plane, int, int, bool], Image] = field(default_factory=dict, compare=False, repr=False)
     _turned: dict[float, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def central_resized(self, plane: Plane, *, size: tuple[int, int], scale: float) -> tuple[Image, float]:
@@ -157,13 +157,6 @@ class Prepared:
             resized = _resize(central_part(getattr(self, plane)), size, scale)
             self._resized[key] = (resized, _spread(resized))
         return self._resized[key]
-
-    def whole_resized(self, plane: Plane, *, size: tuple[int, int], scale: float) -> Image:
-        """The whole of one plane resized to ``size`` (width, height)."""
-        key = (plane, size[0], size[1], scale < 1)
-        if key not in self._whole:
-            self._whole[key] = _resize(getattr(self, plane), size, scale)
-        return self._whole[key]
 
     @cached_property
     def evened(self) -> Image:
@@ -330,51 +323,96 @@ def central_part(image: Image) -> Image:
     return image[dy : height - dy, dx : width - dx]
 
 
+class Span(NamedTuple):
+    """Where a placed source lies along one axis of the target.
+
+    Attributes:
+        first: The first target pixel it covers whole (clipped to the target) ...
+        end: ... and one past the last.
+        edge: Where its leading edge lands, in target pixels (may lie outside).
+        per_pixel: Target pixels per source pixel.
+    """
+
+    first: int
+    end: int
+    edge: float
+    per_pixel: float
+
+
 @dataclass(frozen=True)
 class Placement:
-    """Where a template (the central part of a source) fits in a target, in target pixels."""
+    """Where a template (the central part of a source) fits in a target, in target pixels.
+
+    Attributes:
+        scale: The template's scale (``template_scales``).
+        x: Column of the template's first pixel in the target ...
+        y: ... and its row, whole pixels;
+        width: The resized template's width ...
+        height: ... and height, pixels.
+        shift: (x, y) fractions of a pixel (-0.5..0.5) to add to ``x`` and ``y``:
+            where ``matchTemplate``'s peak lies between pixels (``peak_shift``).
+    """
 
     scale: float
     x: int
     y: int
     width: int
     height: int
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    def window(self, plane: Image) -> Image:
+        """The part of a target plane under the template (interpolated when shifted)."""
+        if self.shift == (0.0, 0.0):
+            return plane[self.y : self.y + self.height, self.x : self.x + self.width]
+        centre = (self.x + self.shift[0] + (self.width - 1) / 2, self.y + self.shift[1] + (self.height - 1) / 2)
+        return np.asarray(cv2.getRectSubPix(plane, (self.width, self.height), centre), np.float32)
 
     def frame(self, source: tuple[int, ...], target: tuple[int, ...]) -> Frame:
         """The whole source's Frame in the target, given both (height, width) shapes."""
-        scales, offsets = [], []
-        for axis, start in ((1, self.x), (0, self.y)):
-            margin = round(source[axis] * (1 - TEMPLATE_FRACTION) / 2)
-            kept = source[axis] - 2 * margin
-            placed = self.width if axis == 1 else self.height
-            pixels_per_source_pixel = placed / kept
-            scales.append(pixels_per_source_pixel * source[axis] / target[axis])
-            offsets.append((start - margin * pixels_per_source_pixel) / target[axis])
-        return Frame((scales[0], scales[1]), (offsets[0], offsets[1]))
+        x, y = (self.span(axis, source, target) for axis in (1, 0))
+        return Frame(
+            (x.per_pixel * source[1] / target[1], y.per_pixel * source[0] / target[0]),
+            (x.edge / target[1], y.edge / target[0]),
+        )
 
     def overlap(self, source: Prepared, target: Prepared) -> Planes:
-        """The whole ``source``, resized as this placement resizes its central part, and ``target``, where they overlap.
+        """The whole ``source`` mapped into ``target`` as its central part is placed, and ``target``, where both are.
 
         Returns:
             The (source, target) pairs of the band-pass, then the plain
             planes: at least the template's placed area, more where the
             source's margins fall inside the target.
         """
-        rows, cols = source.plain.shape
-        margin_y, margin_x = round(rows * (1 - TEMPLATE_FRACTION) / 2), round(cols * (1 - TEMPLATE_FRACTION) / 2)
-        per_pixel_x, per_pixel_y = self.width / (cols - 2 * margin_x), self.height / (rows - 2 * margin_y)
-        size = (round(cols * per_pixel_x), round(rows * per_pixel_y))
-        left, top = self.x - round(margin_x * per_pixel_x), self.y - round(margin_y * per_pixel_y)
-        x0, y0 = max(left, 0), max(top, 0)
-        x1, y1 = min(left + size[0], target.plain.shape[1]), min(top + size[1], target.plain.shape[0])
+        x, y = (self.span(axis, source.plain.shape, target.plain.shape) for axis in (1, 0))
+        # Pixel centres: source pixel u lands on target pixel edge + (u + 0.5) * per_pixel - 0.5.
+        mapping = np.array([
+            [x.per_pixel, 0.0, x.edge + 0.5 * x.per_pixel - 0.5 - x.first],
+            [0.0, y.per_pixel, y.edge + 0.5 * y.per_pixel - 0.5 - y.first],
+        ])  # fmt: skip
+        size = (x.end - x.first, y.end - y.first)
         bandpass, plain = (
             (
-                source.whole_resized(plane, size=size, scale=self.scale)[y0 - top : y1 - top, x0 - left : x1 - left],
-                getattr(target, plane)[y0:y1, x0:x1],
+                np.asarray(
+                    cv2.warpAffine(
+                        getattr(source, plane), mapping, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                    ),
+                    np.float32,
+                ),
+                getattr(target, plane)[y.first : y.end, x.first : x.end],
             )
             for plane in ("bandpass", "plain")
         )
         return bandpass, plain
+
+    def span(self, axis: int, source: tuple[int, ...], target: tuple[int, ...]) -> Span:
+        """The whole source along one axis of the target (1: x, 0: y), given both (height, width) shapes."""
+        margin = round(source[axis] * (1 - TEMPLATE_FRACTION) / 2)
+        per_pixel = (self.width if axis == 1 else self.height) / (source[axis] - 2 * margin)
+        start = (self.x + self.shift[0]) if axis == 1 else (self.y + self.shift[1])
+        edge = start - margin * per_pixel
+        first = max(math.ceil(edge - 1e-6), 0)
+        end = min(math.floor(edge + source[axis] * per_pixel + 1e-6), target[axis])
+        return Span(first, end, edge, per_pixel)
 
 
 def best_placement(source: Prepared, target: Prepared, *, near: float | None = None) -> Placement | None:
@@ -382,7 +420,8 @@ def best_placement(source: Prepared, target: Prepared, *, near: float | None = N
 
     Every scale of ``template_scales`` is tried (only those within a step of
     ``near`` when given), then the best one is refined by
-    ``SCALE_REFINEMENTS`` of a step on either side.
+    ``SCALE_REFINEMENTS`` of a step on either side, and its place between
+    pixels found (``peak_shift``).
 
     Returns:
         The best Placement, or None when no scale gives a usable template.
@@ -401,19 +440,44 @@ def best_placement(source: Prepared, target: Prepared, *, near: float | None = N
             found = _placed(source, target, template_part, scale) if scales[-1] <= scale <= scales[0] else None
             if found is not None and found[0] > best[0]:
                 best = found
-    return best[1]
+    _, placement, response = best
+    return replace(placement, shift=peak_shift(response, placement.x, placement.y))
 
 
-def _placed(source: Prepared, target: Prepared, template_part: Image, scale: float) -> tuple[float, Placement] | None:
-    """``matchTemplate``'s best value and placement of the evened template at one scale (None if unusable)."""
+def _placed(
+    source: Prepared, target: Prepared, template_part: Image, scale: float
+) -> tuple[float, Placement, Image] | None:
+    """``matchTemplate``'s best value, whole-pixel placement and values of the evened template at one scale.
+
+    None when the template is unusable at that scale.
+    """
     size = (round(template_part.shape[1] * scale), round(template_part.shape[0] * scale))
     if min(size) < MIN_TEMPLATE_SIDE or size[0] > target.plain.shape[1] or size[1] > target.plain.shape[0]:
         return None
     template, spread = source.central_resized("evened", size=size, scale=scale)
     if spread < 1e-6:
         return None
-    _, value, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(target.evened, template, cv2.TM_CCOEFF_NORMED))
-    return float(value), Placement(scale, int(x), int(y), *size)
+    response = np.asarray(cv2.matchTemplate(target.evened, template, cv2.TM_CCOEFF_NORMED), np.float32)
+    _, value, _, (x, y) = cv2.minMaxLoc(response)
+    return float(value), Placement(scale, int(x), int(y), *size), response
+
+
+def peak_shift(response: Image, x: int, y: int) -> tuple[float, float]:
+    """Where a peak of ``response`` at (x, y) lies between pixels: a parabola through it and its neighbours, per axis.
+
+    Returns:
+        (x, y) fractions of a pixel, each within -0.5..0.5 (0 at an edge of
+        ``response`` or where the values do not curve down).
+    """
+    rows, cols = response.shape
+
+    def vertex(before: float, at: float, after: float) -> float:
+        curvature = before - 2 * at + after
+        return 0.0 if curvature >= 0 else min(max(0.5 * float(before - after) / float(curvature), -0.5), 0.5)
+
+    along_x = vertex(response[y, x - 1], response[y, x], response[y, x + 1]) if 0 < x < cols - 1 else 0.0
+    along_y = vertex(response[y - 1, x], response[y, x], response[y + 1, x]) if 0 < y < rows - 1 else 0.0
+    return along_x, along_y
 
 
 @dataclass(frozen=True)
@@ -474,7 +538,7 @@ def block_score(source: Prepared, target: Prepared, placement: Placement) -> flo
     compared: tuple[Plane, ...] = ("bandpass", "plain")
     for plane in compared:
         resized, _ = source.central_resized(plane, size=(p.width, p.height), scale=p.scale)
-        window = getattr(target, plane)[p.y : p.y + p.height, p.x : p.x + p.width]
+        window = p.window(getattr(target, plane))
         scores.append(_quantile(block_correlations(resized, window), BLOCK_QUANTILE))
     return (scores[0] + scores[1]) / 2
 

@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .rescore import Frame, prepare, rescore
+from .placement import Frame
+from .planes import prepare
+from .rescore import rescore
 
 Matrix = npt.NDArray[np.float64]
 

@@ -29,7 +29,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .rescore import BANDPASS_FRACTION, Frame, Image, Prepared, band_pass, block_correlations
+from .placement import Frame
+from .planes import BANDPASS_FRACTION, Image, Prepared, band_pass
+from .rescore import block_correlations
 
 Matrix = npt.NDArray[np.float32]
 

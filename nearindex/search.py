@@ -21,8 +21,10 @@ from .catalog import StoredContent
 from .database import Database
 from .features import Description, corners_left_out, mirrored_vectors
 from .intake import FileDescription, describe_file
+from .placement import Frame
+from .planes import Prepared, prepare
 from .relation import EXACT, UNCLAIMED, Relation, relate
-from .rescore import Frame, Prepared, prepare, rescore
+from .rescore import rescore
 from .settings import DEFAULT_SETTINGS, Settings
 
 #: Besides the best candidates overall, a query rescores the best few of each window vector.

@@ -33,6 +33,8 @@ LAYERS = {
     "pixels": {
         "images",
         "features",
+        "planes",
+        "placement",
         "rescore",
         "exclusion",
         "relation",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from nearindex import synthetic
+from nearindex.placement import Frame
 from nearindex.relation import CONTAINS, CROP, EXACT, RESIZED, SIMILAR
-from nearindex.rescore import Frame
 from nearindex.search import compare
 
 

@@ -6,10 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
+from nearindex import placement as placement_module
+from nearindex import planes as planes_module
 from nearindex import rescore as rescore_module
 from nearindex import synthetic
 from nearindex.features import describe
-from nearindex.rescore import LOW_DETAIL, Prepared, prepare, rescore, template_scales
+from nearindex.placement import template_scales
+from nearindex.planes import Prepared, prepare
+from nearindex.rescore import LOW_DETAIL, rescore
 from nearindex.settings import DEFAULT_SETTINGS
 
 TOLERATED_EDITS = (
@@ -139,7 +143,7 @@ def test_refining_the_scale_places_crops_closer_to_their_scale_and_scores_them_h
 ) -> None:
     original = synthetic.make_scene(seed)
     refined = np.array(crop_placements(original))
-    monkeypatch.setattr(rescore_module, "SCALE_REFINEMENTS", ())
+    monkeypatch.setattr(placement_module, "SCALE_REFINEMENTS", ())
     on_the_grid = np.array(crop_placements(original))
     assert refined[:, 1].mean() < on_the_grid[:, 1].mean()
     # Placing between pixels (peak_shift) recovers part of what a scale between steps costs.
@@ -155,7 +159,7 @@ def test_a_turned_thumbnail_is_kept_and_scores_as_one_turned_afresh() -> None:
     )
     turned = original.turned(7.0)
     assert original.turned(7.0) is turned and original.turned(-7.0) is not turned
-    afresh = rescore_module.rotate(original, 7.0)
+    afresh = planes_module.rotate(original, 7.0)
     np.testing.assert_array_equal(turned.plain, afresh.plain)
     first = rescore(original, rotated).score
     assert rescore(original, rotated).score == first == rescore(prepared(synthetic.make_scene(13))[0], rotated).score
@@ -167,14 +171,14 @@ def test_a_turned_copy_is_found_again_near_the_unturned_scale_and_only_there(see
     original = prepared(synthetic.make_scene(seed))[0]
     rotated = prepared(synthetic.EDITS["crop75"](synthetic.EDITS["rotate8"](synthetic.make_scene(seed))))[0]
     turned = rotated.turned(-7.0)
-    everywhere = rescore_module.best_placement(turned, original)
+    everywhere = placement_module.best_placement(turned, original)
     unturned = rescore_module.align_into(rotated, original)
-    near = rescore_module.best_placement(turned, original, near=unturned.scale)
+    near = placement_module.best_placement(turned, original, near=unturned.scale)
     assert everywhere is not None and near is not None and unturned.scale is not None
     assert near == everywhere  # a small turn leaves the scale where it was
-    scales = rescore_module.template_scales(turned.plain.shape, original.plain.shape)
-    step = (scales[0] / scales[-1]) ** (1 / (rescore_module.SCALE_STEPS - 1))
-    far = rescore_module.best_placement(turned, original, near=scales[-1])
+    scales = placement_module.template_scales(turned.plain.shape, original.plain.shape)
+    step = (scales[0] / scales[-1]) ** (1 / (placement_module.SCALE_STEPS - 1))
+    far = placement_module.best_placement(turned, original, near=scales[-1])
     assert far is not None and far.scale <= scales[-1] * step**1.5 < everywhere.scale
 
 
@@ -213,7 +217,7 @@ def test_a_caption_band_does_not_pull_a_crop_of_a_soft_page_off_its_place(monkey
     unrelated = [rescore(a, b, coarse=float(np.dot(va, vb))).score for (a, va), (b, vb) in
                  ((pages[0], pages[1]), (pages[0], pages[2]), (pages[1], pages[2]))]  # fmt: skip
     with monkeypatch.context() as patched:
-        patched.setattr(rescore_module, "EVENING", 1e9)  # s * tanh(v / s) is v here: the band-pass itself
+        patched.setattr(planes_module, "EVENING", 1e9)  # s * tanh(v / s) is v here: the band-pass itself
         raw = np.array([captioned_crop_found(seed) for seed in seeds])
     assert (evened[:, 1] < 0.015).all()
     assert raw[:, 1].mean() > 2 * evened[:, 1].mean()
@@ -244,7 +248,7 @@ def test_a_peak_between_pixels_is_placed_between_them(centre: tuple[float, float
     columns, rows = np.meshgrid(np.arange(21, dtype=np.float32), np.arange(15, dtype=np.float32))
     response = np.exp(-((columns - centre[0]) ** 2 + (rows - centre[1]) ** 2) / 8).astype(np.float32)
     _, _, _, (x, y) = cv2.minMaxLoc(response)
-    shift = rescore_module.peak_shift(response, x, y)
+    shift = placement_module.peak_shift(response, x, y)
     assert x + shift[0] == pytest.approx(centre[0], abs=0.05)
     assert y + shift[1] == pytest.approx(centre[1], abs=0.05)
 
@@ -262,7 +266,7 @@ def test_crops_of_fine_detail_are_placed_between_pixels_and_score_higher(
 ) -> None:
     original = fine_texture(seed)
     between = np.array(crop_placements(original))
-    monkeypatch.setattr(rescore_module, "peak_shift", lambda *_: (0.0, 0.0))
+    monkeypatch.setattr(placement_module, "peak_shift", lambda *_: (0.0, 0.0))
     whole_pixels = np.array(crop_placements(original))
     assert between[:, 0].mean() > whole_pixels[:, 0].mean() + 0.003
     assert between[:, 1].mean() <= whole_pixels[:, 1].mean() + 0.001
@@ -273,7 +277,7 @@ def test_the_overlap_holds_the_template_where_the_blocks_compare_it(keep: float)
     """``Placement.overlap`` maps the whole source as the blocks' template is placed: their common part agrees."""
     source = prepared(window_of(synthetic.make_scene(5), keep))[0]
     target = prepared(synthetic.make_scene(5))[0]
-    placement = rescore_module.best_placement(source, target)
+    placement = placement_module.best_placement(source, target)
     assert placement is not None
     (_, _), (whole, window) = placement.overlap(source, target)
     x, y = (

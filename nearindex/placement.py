@@ -76,8 +76,9 @@ class Span(NamedTuple):
     """Where a placed source lies along one axis of the target.
 
     Attributes:
-        first: The first target pixel it covers whole (clipped to the target) ...
-        end: ... and one past the last.
+        first: The first target pixel it covers whole (clipped to the target; never
+            after the template's first) ...
+        end: ... and one past the last (never before the template's end).
         edge: Where its leading edge lands, in target pixels (may lie outside).
         per_pixel: Target pixels per source pixel.
     """
@@ -133,22 +134,8 @@ class Placement:
             source's margins fall inside the target.
         """
         x, y = (self.span(axis, source.plain.shape, target.plain.shape) for axis in (1, 0))
-        # Pixel centres: source pixel u lands on target pixel edge + (u + 0.5) * per_pixel - 0.5.
-        mapping = np.array([
-            [x.per_pixel, 0.0, x.edge + 0.5 * x.per_pixel - 0.5 - x.first],
-            [0.0, y.per_pixel, y.edge + 0.5 * y.per_pixel - 0.5 - y.first],
-        ])  # fmt: skip
-        size = (x.end - x.first, y.end - y.first)
         bandpass, plain = (
-            (
-                np.asarray(
-                    cv2.warpAffine(
-                        getattr(source, plane), mapping, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-                    ),
-                    np.float32,
-                ),
-                getattr(target, plane)[y.first : y.end, x.first : x.end],
-            )
+            (_mapped(getattr(source, plane), x, y), getattr(target, plane)[y.first : y.end, x.first : x.end])
             for plane in ("bandpass", "plain")
         )
         return bandpass, plain
@@ -157,11 +144,30 @@ class Placement:
         """The whole source along one axis of the target (1: x, 0: y), given both (height, width) shapes."""
         margin = round(source[axis] * (1 - TEMPLATE_FRACTION) / 2)
         per_pixel = (self.width if axis == 1 else self.height) / (source[axis] - 2 * margin)
-        start = (self.x + self.shift[0]) if axis == 1 else (self.y + self.shift[1])
-        edge = start - margin * per_pixel
-        first = max(math.ceil(edge - 1e-6), 0)
-        end = min(math.floor(edge + source[axis] * per_pixel + 1e-6), target[axis])
+        placed, shift, size = (self.x, self.shift[0], self.width) if axis == 1 else (self.y, self.shift[1], self.height)
+        edge = placed + shift - margin * per_pixel
+        # Never less than the template's whole pixels: a source without margins (4 px or less),
+        # shifted, would otherwise cover one pixel fewer.
+        first = min(max(math.ceil(edge - 1e-6), 0), placed)
+        end = max(min(math.floor(edge + source[axis] * per_pixel + 1e-6), target[axis]), placed + size)
         return Span(first, end, edge, per_pixel)
+
+
+def _mapped(plane: Image, x: Span, y: Span) -> Image:
+    """A whole source plane resampled onto the target pixels ``x.first:x.end``, ``y.first:y.end`` it spans."""
+    rows, cols = plane.shape
+    shrunk = (max(1, round(cols * min(x.per_pixel, 1.0))), max(1, round(rows * min(y.per_pixel, 1.0))))
+    if shrunk != (cols, rows):  # averaged first, as the template was (INTER_AREA), then placed between pixels
+        plane = np.asarray(cv2.resize(plane, shrunk, interpolation=cv2.INTER_AREA), np.float32)
+    step_x, step_y = x.per_pixel * cols / shrunk[0], y.per_pixel * rows / shrunk[1]
+    # Pixel centres: pixel u lands on target pixel edge + (u + 0.5) * step - 0.5.
+    mapping = np.array([
+        [step_x, 0.0, x.edge + 0.5 * step_x - 0.5 - x.first],
+        [0.0, step_y, y.edge + 0.5 * step_y - 0.5 - y.first],
+    ])  # fmt: skip
+    size = (x.end - x.first, y.end - y.first)
+    mapped = cv2.warpAffine(plane, mapping, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(mapped, np.float32)
 
 
 @lru_cache(maxsize=4096)
@@ -238,13 +244,14 @@ def peak_shift(response: Image, x: int, y: int) -> tuple[float, float]:
 
     Returns:
         (x, y) fractions of a pixel, each within -0.5..0.5 (0 at an edge of
-        ``response`` or where the values do not curve down).
+        ``response``, where the values do not curve down, or are not finite).
     """
     rows, cols = response.shape
 
     def vertex(before: float, at: float, after: float) -> float:
-        curvature = before - 2 * at + after
-        return 0.0 if curvature >= 0 else min(max(0.5 * float(before - after) / float(curvature), -0.5), 0.5)
+        curvature = float(before - 2 * at + after)
+        offset = 0.5 * float(before - after) / curvature if curvature < 0 else 0.0
+        return min(max(offset, -0.5), 0.5) if math.isfinite(offset) else 0.0
 
     along_x = vertex(response[y, x - 1], response[y, x], response[y, x + 1]) if 0 < x < cols - 1 else 0.0
     along_y = vertex(response[y - 1, x], response[y, x], response[y + 1, x]) if 0 < y < rows - 1 else 0.0

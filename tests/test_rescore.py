@@ -288,3 +288,15 @@ def test_the_overlap_holds_the_template_where_the_blocks_compare_it(keep: float)
     inside = whole[placement.y - y.first :, placement.x - x.first :][: placement.height, : placement.width]
     assert inside.shape == template.shape and whole.shape == window.shape
     assert rescore_module.correlation(inside[1:-1, 1:-1], template[1:-1, 1:-1]) > 0.99
+
+
+def test_a_thin_source_shifted_between_pixels_keeps_its_whole_overlap() -> None:
+    """A source 4 px high has no margin: shifted, its overlap must still hold the template's rows."""
+    rng = np.random.default_rng(3)
+    source = Prepared(plain=rng.random((4, 40), dtype=np.float32) * 255, bandpass=rng.random((4, 40), dtype=np.float32))
+    target = Prepared(
+        plain=rng.random((30, 60), dtype=np.float32) * 255, bandpass=rng.random((30, 60), dtype=np.float32)
+    )
+    placement = placement_module.Placement(1.0, 10, 12, 32, 4, shift=(0.3, 0.4))
+    (bandpass, window), _ = placement.overlap(source, target)
+    assert bandpass.shape == window.shape and window.shape[0] >= 4 and window.shape[1] >= 32

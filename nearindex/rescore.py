@@ -226,8 +226,9 @@ def block_correlations(
     if rows == 0 or cols == 0:
         return np.array([correlation(first, second)])
     a, b = (_blocks(image[: rows * blocks, : cols * blocks], blocks, rows, cols) for image in (first, second))
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
+    # The mean as sum / count: the same values, without np.mean's overhead (tens of calls per pair).
+    a -= a.sum(axis=1, keepdims=True) / a.shape[1]
+    b -= b.sum(axis=1, keepdims=True) / b.shape[1]
     energy_a, energy_b = (a * a).sum(axis=1), (b * b).sum(axis=1)
     usable = energy_a * energy_b > 1e-18
     if min_relative_spread > 0:

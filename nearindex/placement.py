@@ -20,7 +20,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .planes import TEMPLATE_FRACTION, Image, Prepared, central_part
+from .planes import TEMPLATE_FRACTION, Image, Prepared, central_part, template_margin
 
 #: Smallest template scale tried, relative to "same framing".
 MIN_RELATIVE_SCALE = 0.55
@@ -142,7 +142,7 @@ class Placement:
 
     def span(self, axis: int, source: tuple[int, ...], target: tuple[int, ...]) -> Span:
         """The whole source along one axis of the target (1: x, 0: y), given both (height, width) shapes."""
-        margin = round(source[axis] * (1 - TEMPLATE_FRACTION) / 2)
+        margin = template_margin(source[axis])
         per_pixel = (self.width if axis == 1 else self.height) / (source[axis] - 2 * margin)
         placed, shift, size = (self.x, self.shift[0], self.width) if axis == 1 else (self.y, self.shift[1], self.height)
         edge = placed + shift - margin * per_pixel

@@ -155,9 +155,13 @@ def rotate(image: Prepared, degrees: float) -> Prepared:
 def central_part(image: Image) -> Image:
     """The central ``TEMPLATE_FRACTION`` of an image (both sides)."""
     height, width = image.shape
-    dy = round(height * (1 - TEMPLATE_FRACTION) / 2)
-    dx = round(width * (1 - TEMPLATE_FRACTION) / 2)
+    dy, dx = template_margin(height), template_margin(width)
     return image[dy : height - dy, dx : width - dx]
+
+
+def template_margin(side: int) -> int:
+    """Pixels ``central_part`` leaves out at each end of a side of ``side`` pixels."""
+    return round(side * (1 - TEMPLATE_FRACTION) / 2)
 
 
 def _spread(image: Image) -> float:

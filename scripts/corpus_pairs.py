@@ -7,7 +7,7 @@ reports the rank of b among all other images (byte-identical copies of the
 query do not count), both directions, and whether ``duplicates`` puts the two
 in one group. Also prints ingest speed and query latency.
 
-Usage: python scripts/corpus_pairs.py [CORPUS_DIR] [--json OUT]
+Usage: python scripts/corpus_pairs.py [CORPUS_DIR | --corpus CORPUS_DIR] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,9 +30,17 @@ DEPTH = 50
 
 
 def ensure_corpus(corpus: Path) -> None:
-    """Fetch the corpus with the shared script when it is not there yet."""
-    if not (corpus / "pairs.tsv").exists():
-        subprocess.run(["bash", str(FETCH), str(corpus)], check=True)
+    """Fetch the corpus with the shared script when it is not there yet.
+
+    Exits with a one-line message when it is missing and cannot be fetched
+    (a clone outside the project's folder has no ``../shared``).
+    """
+    if (corpus / "pairs.tsv").exists():
+        return
+    if not FETCH.exists():
+        sys.exit(f"error: no corpus at {corpus} and no {FETCH} to fetch it: fetch it elsewhere and pass --corpus DIR")
+    if subprocess.run(["bash", str(FETCH), str(corpus)]).returncode != 0 or not (corpus / "pairs.tsv").exists():
+        sys.exit(f"error: {FETCH} could not fetch the corpus into {corpus}")
 
 
 def read_pairs(corpus: Path) -> list[tuple[str, str, str]]:
@@ -64,8 +72,10 @@ def main() -> None:
     """Run the check and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", dest="corpus_option", type=Path, help="the corpus folder (as elsewhere)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    args.corpus = args.corpus_option or args.corpus
     ensure_corpus(args.corpus)
     photos = args.corpus / "photos"
     with tempfile.TemporaryDirectory() as scratch, nearindex.open(Path(scratch) / "db") as database:

@@ -17,19 +17,23 @@ rescoring), pHash and dHash (imagehash), PDQ (pdqhash), and the motivating
 case's brute force: Gaussian blur 43x43/sigma 21 at full size, thumbnails
 compared by ``cv2.matchTemplate`` (TM_CCOEFF_NORMED) for every pair.
 
-Usage: python scripts/evaluate.py [--folder DIR] [--json OUT] [--originals N]
+Usage: python scripts/evaluate.py [--folder DIR] [--json OUT] [--originals N] [--workers N]
 Peers need the bench extra: pip install -e '.[bench]'.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -186,18 +190,40 @@ def negative_pairs(count: int, size: int, copies: list[set[int]]) -> np.ndarray:
     return np.asarray([keep[i] for i in sorted(order)])
 
 
-def evaluate_nearindex(collection: list[Path], jobs, negatives, families) -> dict:  # type: ignore[no-untyped-def]
-    """Retrieval through a real database; verification with ``compare``'s scoring."""
-    with tempfile.TemporaryDirectory() as scratch, nearindex.open(Path(scratch) / "db") as db:
-        db.add(*collection)
-        ranks = []
-        for _name, edited, original in jobs:
-            family = {str(collection[i]) for i in families[original]}
-            ranks.append(rank_in_results(db.query(edited, k=10), family))
-    sides = {p: _side(p) for p in {*collection, *(e for _, e, _ in jobs)}}
-    positives = [score_pair(sides[e], sides[o]).score for _, e, o in jobs]
-    negative_scores = [score_pair(sides[collection[a]], sides[collection[b]]).score for a, b in negatives]
-    return {"ranks": ranks, "positives": positives, "negatives": negative_scores}
+def evaluate_nearindex(collection: list[Path], jobs, negatives, families, workers: int) -> dict:  # type: ignore[no-untyped-def]
+    """Retrieval through a real database; verification with ``compare``'s scoring; ``workers`` processes."""
+    queries = [(str(edited), sorted(str(collection[i]) for i in families[original])) for _, edited, original in jobs]
+    pairs = [(str(e), str(o)) for _, e, o in jobs] + [(str(collection[a]), str(collection[b])) for a, b in negatives]
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch) / "db"
+        with nearindex.open(directory) as db:
+            db.add(*collection)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_open_reader, initargs=(directory,)) as pool:
+            ranks = list(pool.map(_query_rank, queries, chunksize=8))
+            scores = list(pool.map(_pair_score, pairs, chunksize=256))
+    return {"ranks": ranks, "positives": scores[: len(jobs)], "negatives": scores[len(jobs) :]}
+
+
+_reader: nearindex.NearIndex | None = None
+
+
+def _open_reader(directory: Path) -> None:
+    """Worker start: open the evaluation's database for queries (read-only, so workers never wait)."""
+    global _reader
+    _reader = nearindex.open(directory, read_only=True)
+
+
+def _query_rank(query: tuple[str, list[str]]) -> int:
+    """Rank of the edit's family in its query's results (worker)."""
+    assert _reader is not None
+    edited, family = query
+    return rank_in_results(_reader.query(edited, k=10), set(family))
+
+
+def _pair_score(pair: tuple[str, str]) -> float:
+    """``compare``'s score of two files (worker; each file described once per worker)."""
+    return score_pair(_side(pair[0]), _side(pair[1])).score
 
 
 def rank_in_results(matches: list[nearindex.Match], family: set[str]) -> int:
@@ -208,8 +234,9 @@ def rank_in_results(matches: list[nearindex.Match], family: set[str]) -> int:
     return 1 + sum(1 for m in matches if m.path not in family and m.score >= max(scores))
 
 
-def _side(path: Path) -> Side:
-    """What ``compare`` scores an image with."""
+@functools.cache
+def _side(path: str | Path) -> Side:
+    """What ``compare`` scores an image with (kept: a file meets many others)."""
     return Side.of(describe_file(str(path)), DEFAULT_SETTINGS)
 
 
@@ -289,7 +316,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nearindex-eval")
     parser.add_argument("--json", type=Path, default=Path("evaluation.json"))
     parser.add_argument("--no-peers", action="store_true", help="evaluate nearindex alone (faster, for development)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="nearindex processes (default: cores)")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     originals, distractors = choose_collection(args)
     collection = originals + distractors
     jobs = make_edits(originals, args.cache / "edits")
@@ -308,7 +338,7 @@ def main() -> None:
           + "; any counts as found")  # fmt: skip
     results, timings = {}, {}
     started = time.perf_counter()
-    raw = evaluate_nearindex(collection, jobs, negatives, families)
+    raw = evaluate_nearindex(collection, jobs, negatives, families, args.workers)
     results["nearindex"] = summarise(raw, jobs)
     calibration = calibrate(np.array(raw["negatives"]), np.array(raw["positives"]))
     timings["nearindex"] = time.perf_counter() - started
@@ -319,7 +349,8 @@ def main() -> None:
         timings[name] = time.perf_counter() - started
     for metric in ("recall@1", "recall@10", "tpr@0.1%", "tpr@1%", "auc"):
         print_table(results, metric)
-    print("\nseconds: " + ", ".join(f"{m} {t:.0f}" for m, t in timings.items()))
+    print(f"\nseconds (nearindex on {args.workers} processes, the peers on one): "
+          + ", ".join(f"{m} {t:.0f}" for m, t in timings.items()))  # fmt: skip
     rates = f"false matches {calibration['false_match_rate_at_default']:.4%}, true matches " + (
         f"{calibration['true_match_rate_at_default']:.3f}"
     )
@@ -328,7 +359,7 @@ def main() -> None:
     document = {"collection": {"originals": len(originals), "distractors": len(distractors), "edits": len(jobs),
                                "negatives": len(negatives), "originals_with_copies": with_copies,
                                "originals_with_relatives": with_relatives}, "results": results, "seconds": timings,
-                "calibration": calibration}  # fmt: skip
+                "calibration": calibration, "nearindex_workers": args.workers}  # fmt: skip
     if args.folder is None:
         document["natural_pairs"] = natural = natural_pairs(args.corpus)
         quality = f"precision {natural['precision']:.2f} recall {natural['recall']:.2f} F1 {natural['f1']:.2f}"

@@ -40,3 +40,33 @@ def test_every_listed_relative_says_how_it_relates_and_is_listed_once() -> None:
     assert listed and all(a != b and how.strip() for a, b, how in listed)
     assert len({frozenset((a, b)) for a, b, _ in listed}) == len(listed)
     assert all(name.split("/")[0] in {"photos", "figures"} for a, b, _ in listed for name in (a, b))
+
+
+def test_the_worker_processes_give_what_one_process_gives(tmp_path: Path) -> None:
+    import nearindex
+    from nearindex import synthetic
+    from nearindex.search import Side, score_pair
+
+    collection = []
+    for seed in range(4):
+        collection.append(tmp_path / f"scene{seed}.png")
+        synthetic.write_image(collection[-1], synthetic.make_scene(seed, width=320, height=240))
+    jobs = []
+    for index, name in enumerate(("crop75", "flip")):
+        edited = tmp_path / f"edit{index}.png"
+        scene = synthetic.make_scene(index, width=320, height=240)
+        synthetic.write_image(edited, synthetic.apply_edit(scene, name, donor=synthetic.make_scene(9)))
+        jobs.append((name, edited, collection[index]))
+    families = {path: {i} for i, path in enumerate(collection)}
+    negatives = [(0, 1), (2, 3), (1, 3)]
+
+    raw = evaluate.evaluate_nearindex(collection, jobs, negatives, families, workers=2)
+
+    with nearindex.open(tmp_path / "db") as db:
+        db.add(*collection)
+        ranks = [evaluate.rank_in_results(db.query(e, k=10), {str(o)}) for _, e, o in jobs]
+    sides = {path: Side.of(evaluate.describe_file(str(path)), evaluate.DEFAULT_SETTINGS) for path in collection}
+    sides.update({e: Side.of(evaluate.describe_file(str(e)), evaluate.DEFAULT_SETTINGS) for _, e, _ in jobs})
+    assert raw["ranks"] == ranks
+    assert raw["positives"] == [score_pair(sides[e], sides[o]).score for _, e, o in jobs]
+    assert raw["negatives"] == [score_pair(sides[collection[a]], sides[collection[b]]).score for a, b in negatives]

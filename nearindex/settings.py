@@ -45,8 +45,8 @@ class Settings:
         max_pixels: Largest width*height accepted before decoding (bomb guard).
         duplicate_threshold: Rescored score at or above which two images are
             called duplicates. Calibrated with ``scripts/evaluate.py`` on the
-            public corpus: 0.1 % of 19,997 random pairs of different photos
-            and figures score 0.865 or more (0.085 % reach 0.87), while 99.6 %
+            public corpus: 0.1 % of 19,979 random pairs of different photos
+            and figures score 0.852 or more (0.055 % reach 0.87), while 99.6 %
             of 1,919 generated edits of the photos (crops, captions,
             re-encodes, flips, borders, rotations...) do. ``nearindex calibrate`` measures it on a
             collection of one's own.

@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--corpus", dest="corpus_option", type=Path, help="the corpus folder (as elsewhere)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.corpus_option and args.corpus != DEFAULT_CORPUS:
+        parser.error("give the corpus folder once: as an argument or with --corpus")
     args.corpus = args.corpus_option or args.corpus
     ensure_corpus(args.corpus)
     photos = args.corpus / "photos"

@@ -45,20 +45,21 @@ def test_every_listed_relative_says_how_it_relates_and_is_listed_once() -> None:
 def test_the_worker_processes_give_what_one_process_gives(tmp_path: Path) -> None:
     import nearindex
     from nearindex import synthetic
-    from nearindex.search import Side, score_pair
+    from nearindex.search import score_pair
 
     collection = []
     for seed in range(5):
         collection.append(tmp_path / f"scene{seed}.png")
         synthetic.write_image(collection[-1], synthetic.make_scene(seed, width=320, height=240))
     jobs = []  # 10 queries: more than one chunk of evaluate_nearindex's pool.map
+    donor = synthetic.make_scene(9)
     for index in range(5):
         scene = synthetic.make_scene(index, width=320, height=240)
         for name in ("crop75", "flip"):
             edited = tmp_path / f"edit{index}-{name}.png"
-            synthetic.write_image(edited, synthetic.apply_edit(scene, name, donor=synthetic.make_scene(9)))
+            synthetic.write_image(edited, synthetic.apply_edit(scene, name, donor=donor))
             jobs.append((name, edited, collection[index]))
-    # The last query's family leaves its original out, so its rank differs from the others'.
+    # The last edit is paired with a scene it does not show, so its rank differs from the others'.
     families = {path: {i} for i, path in enumerate(collection)}
     jobs[-1] = (jobs[-1][0], jobs[-1][1], collection[0])
     negatives = [(0, 1), (2, 3), (1, 3), (0, 4)]
@@ -68,9 +69,8 @@ def test_the_worker_processes_give_what_one_process_gives(tmp_path: Path) -> Non
     with nearindex.open(tmp_path / "db") as db:
         db.add(*collection)
         ranks = [evaluate.rank_in_results(db.query(e, k=10), {str(o)}) for _, e, o in jobs]
-    sides = {path: Side.of(evaluate.describe_file(str(path)), evaluate.DEFAULT_SETTINGS) for path in collection}
-    sides.update({e: Side.of(evaluate.describe_file(str(e)), evaluate.DEFAULT_SETTINGS) for _, e, _ in jobs})
+    side = evaluate._side  # what compare scores a file with, in this process
     assert len(set(ranks)) > 1
     assert raw["ranks"] == ranks
-    assert raw["positives"] == [score_pair(sides[e], sides[o]).score for _, e, o in jobs]
-    assert raw["negatives"] == [score_pair(sides[collection[a]], sides[collection[b]]).score for a, b in negatives]
+    assert raw["positives"] == [score_pair(side(e), side(o)).score for _, e, o in jobs]
+    assert raw["negatives"] == [score_pair(side(collection[a]), side(collection[b])).score for a, b in negatives]

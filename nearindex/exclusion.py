@@ -51,11 +51,29 @@ def correlation_outside_region(bandpass: tuple[Image, Image], plain: tuple[Image
         band-pass one outside the rectangle grown by ``BANDPASS_GROWTH``),
         at best; -1 when the images are smaller than the grid of cells.
     """
+    correlations = _correlations_outside_each(bandpass, plain)
+    return -1.0 if correlations is None else float(np.max(correlations.mean(axis=0)))
+
+
+def plain_correlation_outside_region(bandpass: tuple[Image, Image], plain: tuple[Image, Image]) -> float:
+    """Best correlation of the plain planes alone outside one rectangle of cells.
+
+    For a smooth image, whose band-pass plane is rounding noise. Arguments
+    as ``correlation_outside_region``; -1 when the images are smaller than
+    the grid of cells.
+    """
+    correlations = _correlations_outside_each(bandpass, plain)
+    return -1.0 if correlations is None else float(np.max(correlations[1]))
+
+
+def _correlations_outside_each(
+    bandpass: tuple[Image, Image], plain: tuple[Image, Image]
+) -> npt.NDArray[np.float64] | None:
+    """(2, rectangles) correlations of the band-pass and plain planes outside each rectangle; None when too small."""
     height, width = plain[0].shape
     if height < CELLS or width < CELLS:
-        return -1.0
-    sums = np.concatenate([_cell_sums(*bandpass), _cell_sums(*plain)])
-    return float(np.max(_correlations_outside(sums).mean(axis=0)))
+        return None
+    return _correlations_outside(np.concatenate([_cell_sums(*bandpass), _cell_sums(*plain)]))
 
 
 @cache

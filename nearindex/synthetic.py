@@ -239,6 +239,24 @@ def make_texture(seed: int, *, width: int = 512, height: int = 512) -> Image:
     return _to_image(field * 255.0)
 
 
+def make_soft(seed: int, *, width: int = 640, height: int = 480) -> Image:
+    """Returns a soft abstract colour field: 2-4 x 2-4 random colours, bicubically blended (a wallpaper).
+
+    Args:
+        seed: Seed of ``np.random.default_rng``.
+        width: Width in pixels, at least 8.
+        height: Height in pixels, at least 8.
+
+    Raises:
+        ValueError: If a side is below 8 pixels.
+    """
+    _check_size(width, height)
+    rng = np.random.default_rng(seed)
+    cells = (int(rng.integers(2, 5)), int(rng.integers(2, 5)))
+    field = _smooth_noise(rng, cells, (width, height), 3) * rng.uniform(20.0, 60.0)
+    return _to_image(field + rng.uniform(60.0, 190.0, 3).astype(np.float32))
+
+
 def make_flat(value: int, *, width: int = 320, height: int = 240) -> Image:
     """Returns a (height, width, 3) image of one grey level.
 

@@ -313,6 +313,10 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="evaluate on this folder instead of the corpus")
     parser.add_argument("--originals", type=int, default=100, help="originals sampled from --folder")
     parser.add_argument("--negatives", type=int, default=20_000)
+    parser.add_argument(
+        "--distinct", action="store_true",
+        help="every file of --folder is another picture (a generated one): no search for plain copies",
+    )  # fmt: skip
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nearindex-eval")
     parser.add_argument("--json", type=Path, default=Path("evaluation.json"))
     parser.add_argument("--no-peers", action="store_true", help="evaluate nearindex alone (faster, for development)")
@@ -320,10 +324,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.distinct and args.folder is None:
+        parser.error("--distinct needs --folder (the corpus has copies)")
     originals, distractors = choose_collection(args)
     collection = originals + distractors
     jobs = make_edits(originals, args.cache / "edits")
-    copies = find_copies(collection)
+    copies = [set() for _ in collection] if args.distinct else find_copies(collection)
     relatives = find_relatives(collection, args.corpus) if args.folder is None else [set() for _ in collection]
     picture = same_picture(copies, relatives)
     families = {p: {j for j, q in enumerate(picture) if q == picture[i]} for i, p in enumerate(collection)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -74,3 +77,15 @@ def test_the_worker_processes_give_what_one_process_gives(tmp_path: Path) -> Non
     assert raw["ranks"] == ranks
     assert raw["positives"] == [score_pair(side(e), side(o)).score for _, e, o in jobs]
     assert raw["negatives"] == [score_pair(side(collection[a]), side(collection[b])).score for a, b in negatives]
+
+
+def test_the_smooth_collection_is_smooth_distinct_pictures_in_colour(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "smooth_collection.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path), "--count", "3", "--width", "96", "--height", "64"],
+                   check=True, capture_output=True)  # fmt: skip
+    images = [cv2.imread(str(path)) for path in sorted(tmp_path.glob("*.png"))]
+    assert len(images) == 6 and all(image.shape == (64, 96, 3) for image in images)
+    for image in images:
+        assert np.abs(np.diff(image.astype(np.int16), axis=1)).max() <= 12  # no edges
+        assert image.std() > 2  # not flat
+    assert len({image.tobytes() for image in images}) == 6

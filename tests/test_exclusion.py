@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from nearindex import synthetic
-from nearindex.exclusion import CELLS, MAX_EXCLUDED_SHARE, correlation_outside_region, rectangles
+from nearindex.exclusion import (
+    CELLS,
+    MAX_EXCLUDED_SHARE,
+    correlation_outside_region,
+    plain_correlation_outside_region,
+    rectangles,
+)
 from nearindex.rescore import align_allowing_rotation, align_into
 
 from .test_rescore import prepared, score, soft_page
@@ -99,6 +105,19 @@ def test_a_pasted_region_is_left_out_but_a_whole_different_image_is_not() -> Non
     other = cv2.GaussianBlur(rng.random((48, 64), dtype=np.float32), (0, 0), 2.0)
     assert correlation_outside_region((base, patched), (base, patched)) > 0.95
     assert correlation_outside_region((base, other), (base, other)) < 0.5
+
+
+def test_the_plain_planes_alone_leave_out_a_patch_whatever_the_band_pass_holds() -> None:
+    rng = np.random.default_rng(1)
+    ramp = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (48, 1))
+    patched = ramp.copy()
+    patched[12:30, 20:44] = rng.random((18, 24), dtype=np.float32)
+    noise = [rng.standard_normal((48, 64)).astype(np.float32) for _ in range(2)]  # unrelated band-passes
+    assert plain_correlation_outside_region((noise[0], noise[1]), (ramp, patched)) > 0.99
+    assert correlation_outside_region((noise[0], noise[1]), (ramp, patched)) < 0.6
+    assert plain_correlation_outside_region((noise[0], noise[1]), (ramp, noise[1])) < 0.5
+    tiny = np.ones((CELLS - 1, 20), np.float32)
+    assert plain_correlation_outside_region((tiny, tiny), (tiny, tiny)) == -1.0
 
 
 def test_no_rectangle_leaves_out_more_than_its_share() -> None:

@@ -13,7 +13,7 @@ from nearindex import synthetic
 from nearindex.features import describe
 from nearindex.placement import template_scales
 from nearindex.planes import Prepared, prepare
-from nearindex.rescore import LOW_DETAIL, rescore
+from nearindex.rescore import LOW_DETAIL, rescore, whole_correlation
 from nearindex.settings import DEFAULT_SETTINGS
 
 TOLERATED_EDITS = (
@@ -88,6 +88,26 @@ def test_a_smooth_gradient_matches_its_copies_and_no_other_gradient(edit: str) -
         assert score(gradient, synthetic.EDITS[edit](gradient)) >= DEFAULT_SETTINGS.duplicate_threshold
     unrelated = [score(a, b) for i, a in enumerate(gradients) for b in gradients[i + 1 :]]
     assert max(unrelated) < 0.5
+
+
+@pytest.mark.parametrize("edit", ["rotate3", "rotate8"])
+def test_a_smooth_gradient_matches_its_turned_copies(edit: str) -> None:
+    for seed in range(6):
+        gradient = synthetic.make_gradient(seed)
+        (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS[edit](gradient))
+        assert max(original.detail, turned.detail) < LOW_DETAIL
+        # Its vectors lose to a turn; the whole planes, turned back, do not.
+        assert whole_correlation(turned, original) > float(np.dot(va, vb))
+        assert rescore(original, turned, coarse=float(np.dot(va, vb))).score >= DEFAULT_SETTINGS.duplicate_threshold
+
+
+def test_a_patch_pasted_on_a_smooth_gradient_leaves_it_a_copy_of_that_gradient_alone() -> None:
+    gradients = [synthetic.make_gradient(seed) for seed in range(6)]
+    for seed, gradient in enumerate(gradients):
+        faked = synthetic.paste_patch(gradient, synthetic.make_scene(20 + seed), seed=seed)
+        assert prepared(faked)[0].central_detail >= LOW_DETAIL  # the patch is in its middle
+        assert score(gradient, faked) >= DEFAULT_SETTINGS.duplicate_threshold
+        assert max(score(other, faked) for other in gradients if other is not gradient) < 0.5
 
 
 def test_a_smooth_gradient_has_less_detail_than_any_scene() -> None:

@@ -42,7 +42,9 @@ def small_scene() -> synthetic.Image:
     return synthetic.make_scene(5, width=200, height=150)
 
 
-@pytest.mark.parametrize("generate", [synthetic.make_scene, synthetic.make_texture, synthetic.make_gradient])
+@pytest.mark.parametrize(
+    "generate", [synthetic.make_scene, synthetic.make_texture, synthetic.make_gradient, synthetic.make_soft]
+)
 def test_generators_are_deterministic_per_seed(generate: Callable[..., synthetic.Image]) -> None:
     first, again = generate(3, width=96, height=64), generate(3, width=96, height=64)
     other = generate(4, width=96, height=64)
@@ -57,6 +59,7 @@ def test_generators_are_deterministic_per_seed(generate: Callable[..., synthetic
         (lambda: synthetic.make_scene(1, width=333, height=77), (77, 333, 3)),
         (lambda: synthetic.make_texture(1), (512, 512, 3)),
         (lambda: synthetic.make_gradient(1, width=50, height=40), (40, 50, 3)),
+        (lambda: synthetic.make_soft(1, width=50, height=40), (40, 50, 3)),
         (lambda: synthetic.make_flat(7), (240, 320, 3)),
     ],
 )

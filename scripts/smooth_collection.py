@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Write a generated collection of smooth images (wallpaper-like) for ``evaluate.py --folder``.
+
+The public corpus holds one smooth image (``gradient.png``), yet smooth
+gradients and soft abstract wallpapers are where correlation is weakest:
+unrelated ones correlate highly, and an edit changes little that could tell
+a copy from another wallpaper. This writes ``--count`` two-colour gradients
+(linear or radial, ``synthetic.make_gradient``) and as many soft colour
+fields (``synthetic.make_soft``), as PNG, with fixed seeds, so that the
+evaluation can measure every method on them::
+
+    python scripts/smooth_collection.py /tmp/smooth
+    python scripts/evaluate.py --folder /tmp/smooth --originals 100 --json smooth.json
+
+Usage: python scripts/smooth_collection.py DIR [--count N] [--width W] [--height H]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nearindex import synthetic
+
+#: Seeds of the soft fields start here, so that no gradient and field share one.
+SOFT_SEEDS = 100_000
+
+
+def main() -> None:
+    """Write the collection and say where."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--count", type=int, default=250, help="gradients, and as many soft fields")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    args = parser.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    size = {"width": args.width, "height": args.height}
+    for seed in range(args.count):
+        synthetic.write_image(args.folder / f"gradient-{seed:04d}.png", synthetic.make_gradient(seed, **size))
+        synthetic.write_image(args.folder / f"soft-{seed:04d}.png", synthetic.make_soft(SOFT_SEEDS + seed, **size))
+    print(f"{2 * args.count} smooth images in {args.folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ rescoring), pHash and dHash (imagehash), PDQ (pdqhash), and the motivating
 case's brute force: Gaussian blur 43x43/sigma 21 at full size, thumbnails
 compared by ``cv2.matchTemplate`` (TM_CCOEFF_NORMED) for every pair.
 
-Usage: python scripts/evaluate.py [--folder DIR] [--json OUT] [--originals N] [--workers N]
+Usage: python scripts/evaluate.py [--folder DIR [--distinct]] [--json OUT] [--originals N] [--workers N]
 Peers need the bench extra: pip install -e '.[bench]'.
 """
 

@@ -12,7 +12,8 @@ is a smaller share of the cells.
 Both planes the rescorer compares are scored together, outside the same
 rectangle: the plain blurred images, and the band-pass ones with the rectangle
 grown by one cell, since the band-pass spreads a patch's edge by its blur
-width. Sums over cells (with 2-D prefix sums) give every rectangle's
+width. A smooth image's band-pass is noise: it is scored on its plain plane
+alone (``plain_correlation_outside_region``). Sums over cells (with 2-D prefix sums) give every rectangle's
 correlation in one vectorised step, so trying all of them costs about as much
 as one block correlation.
 """
@@ -51,29 +52,29 @@ def correlation_outside_region(bandpass: tuple[Image, Image], plain: tuple[Image
         band-pass one outside the rectangle grown by ``BANDPASS_GROWTH``),
         at best; -1 when the images are smaller than the grid of cells.
     """
-    correlations = _correlations_outside_each(bandpass, plain)
-    return -1.0 if correlations is None else float(np.max(correlations.mean(axis=0)))
+    if _too_small(plain[0]):
+        return -1.0
+    sums = np.concatenate([_cell_sums(*bandpass), _cell_sums(*plain)])
+    return float(np.max(_correlations_outside(sums).mean(axis=0)))
 
 
-def plain_correlation_outside_region(bandpass: tuple[Image, Image], plain: tuple[Image, Image]) -> float:
+def plain_correlation_outside_region(plain: tuple[Image, Image]) -> float:
     """Best correlation of the plain planes alone outside one rectangle of cells.
 
-    For a smooth image, whose band-pass plane is rounding noise. Arguments
-    as ``correlation_outside_region``; -1 when the images are smaller than
-    the grid of cells.
+    For a smooth image, whose band-pass plane is rounding noise. ``plain``
+    is the two equally shaped planes; -1 when they are smaller than the grid
+    of cells.
     """
-    correlations = _correlations_outside_each(bandpass, plain)
-    return -1.0 if correlations is None else float(np.max(correlations[1]))
+    if _too_small(plain[0]):
+        return -1.0
+    sums = _cell_sums(*plain)
+    # The band-pass slot of the prefix sums holds the plain ones too; only the plain row is kept.
+    return float(np.max(_correlations_outside(np.concatenate([sums, sums]))[1]))
 
 
-def _correlations_outside_each(
-    bandpass: tuple[Image, Image], plain: tuple[Image, Image]
-) -> npt.NDArray[np.float64] | None:
-    """(2, rectangles) correlations of the band-pass and plain planes outside each rectangle; None when too small."""
-    height, width = plain[0].shape
-    if height < CELLS or width < CELLS:
-        return None
-    return _correlations_outside(np.concatenate([_cell_sums(*bandpass), _cell_sums(*plain)]))
+def _too_small(image: Image) -> bool:
+    height, width = image.shape[:2]
+    return bool(height < CELLS or width < CELLS)
 
 
 @cache

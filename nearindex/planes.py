@@ -41,10 +41,10 @@ EVENING = 0.25
 #: ... but never less than this (grey levels): where most of a thumbnail is flat, its median
 #: is rounding noise, and a sign map of that noise placed a lone object's crop anywhere.
 MIN_EVENING_SCALE = 0.5
-#: No edit of a smooth image (under ``rescore.LOW_DETAIL``) but a local one puts detail in its middle half,
+#: No edit of a smooth image (under ``smooth.LOW_DETAIL``) but a local one puts detail in its middle half,
 #: so against an image with detail (``detail`` >= LOW_DETAIL) whose middle half has it too
 #: (``central_detail``) it is compared only outside the one region where they differ most
-#: (``rescore.smooth_outside_region``). A tall class diagram (middle half 34.6), squashed to the
+#: (``smooth.correlation_outside_edit``). A tall class diagram (middle half 34.6), squashed to the
 #: vectors' square grid, is a ramp that correlated 0.996 with ``gradient.png`` turned 3 degrees
 #: (0.992 with the original); the gradient's captioned, bordered, screenshot and framed copies
 #: keep a middle half under 1 (their detail is at the edges: a median over 4x4 blocks, tried

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from .placement import Frame
 from .planes import BANDPASS_FRACTION, Image, Prepared, band_pass
 from .rescore import block_correlations
+from .smooth import is_smooth, locally_edited
 
 Matrix = npt.NDArray[np.float32]
 
@@ -100,8 +101,13 @@ def relate(
             query are given in its own, unflipped, pixels).
 
     Returns:
-        The kind, box, scale and edited flag.
+        The kind, box, scale and edited flag. A smooth image (``smooth``) has
+        no detail to place by: it relates as ``resized`` (the same framing),
+        edited when the other has detail in its middle (``smooth.locally_edited``).
     """
+    if is_smooth(query) or is_smooth(match):
+        scale = float(np.sqrt(match_size[0] * match_size[1] / _area(query_size)))
+        return Relation(RESIZED, None, scale, locally_edited(query, match))
     refined = refine(query, match, frame)
     if refined is not None:
         frame = refined.frame

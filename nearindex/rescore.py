@@ -17,7 +17,8 @@ is higher, less ``EXCLUSION_PENALTY``. The "same framing"
 placement is scored as well, since a large pasted patch can pull the
 template's best match elsewhere. The final score mixes the aligned score
 with the vectors' coarse correlation, lightly: a crop's coarse correlation is
-low whatever the rescorer finds.
+low whatever the rescorer finds. A smooth image, with no detail to place or
+correlate in blocks, is scored as a whole instead (``smooth``).
 
 Measured on the public corpus (``scripts/evaluate.py``: 1,919 generated edits
 of 101 photos against 20,000 unrelated pairs), the share of true pairs above
@@ -35,13 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .exclusion import correlation_outside_region, plain_correlation_outside_region
+from .exclusion import correlation_outside_region
 from .placement import Frame, Placement, best_placement, same_framing
 from .planes import Image, Plane, Prepared
+from .smooth import SAME_FRAMING, is_smooth, smooth_score
 
 #: The aligned template and window are compared in BLOCKS x BLOCKS blocks ...
 BLOCKS = 4
@@ -50,6 +51,7 @@ BLOCK_QUANTILE = 0.5
 #: Subtracted from the correlation outside the most disagreeing region (``exclusion``)
 #: before it may replace the blocks' median: leaving a region out lifts unrelated pairs a
 #: little too. On the public corpus, 0.05 let more of them through, 0.15 found fewer pastes.
+#: (A smooth image loses it from its stretched score: ``smooth.smooth_score``.)
 EXCLUSION_PENALTY = 0.1
 #: Weight of the vectors' coarse correlation in the final score.
 COARSE_WEIGHT = 0.15
@@ -60,17 +62,6 @@ ROTATIONS = (-7.0, 7.0)
 #: found 0.90 instead of 0.39 of 8-degree rotations at 0.1 % false matches, for
 #: 18 % more time; (0.30, 0.92) found 0.99 (with the lighter coarse weight).
 ROTATION_GATE = (0.30, 0.92)
-
-#: A thumbnail whose band-pass varies less than this (grey levels) has no detail to
-#: align (a smooth gradient, a sky): on the public corpus only ``gradient.png`` (2.4)
-#: is below it, the next image is at 9.7, the median 27. Such an image matches only
-#: what correlates with it at NEAR_IDENTICAL or more (its score is that margin stretched
-#: to 0..1): an unrelated smooth diagram scored 0.95 against it by blocks, 0.983 as a whole,
-#: while its re-encoded, resized, recoloured and cropped copies correlate 0.994-1.0, its
-#: turned ones 0.999-1.0 when turned back (``whole_correlation``), and outside a pasted
-#: patch 0.999 (``smooth_outside_region``; no corpus image reaches 0.92 that way).
-LOW_DETAIL = 6.0
-NEAR_IDENTICAL = 0.98
 
 
 @dataclass(frozen=True)
@@ -99,65 +90,22 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
         The score, in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
         max(coarse, 0)``, where ``aligned`` is the better of the two
         directions' robust block correlation at the best placement (0 when
-        either image is flat; when either has less than ``LOW_DETAIL``, the
-        stretched margin above ``NEAR_IDENTICAL`` of ``coarse`` or of
-        ``whole_correlation``, whichever is higher, or, if the other has
-        detail in its middle too, of ``smooth_outside_region`` less
-        ``EXCLUSION_PENALTY``); and that placement.
+        either image is flat); and that placement. When either image is
+        smooth, ``smooth.smooth_score`` instead, with the same framing.
     """
     if not (first.usable and second.usable):
         return Rescored(0.0, None)
+    if is_smooth(first) or is_smooth(second):
+        # Without detail, a placement and its blocks are chance: only the whole counts.
+        score = smooth_score(first, second, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
+        return Rescored(float(np.clip(score, 0.0, 1.0)), SAME_FRAMING)
     forward, (backward, frame) = align_allowing_rotation(first, second), align_allowing_rotation(second, first)
     if forward[0] >= backward:
         aligned, frame = forward
     else:
         aligned, frame = backward, None if frame is None else frame.inverse()
-    smooth, other = sorted((first, second), key=lambda image: image.detail)
-    if smooth.detail < LOW_DETAIL:
-        # Without detail, blocks correlate by chance: only a near-identical whole counts.
-        if other.detail >= LOW_DETAIL and other.central_detail >= LOW_DETAIL:
-            # Only a local edit can have put it there: the rest must be the smooth image.
-            score = (smooth_outside_region(smooth, other) - NEAR_IDENTICAL) / (1 - NEAR_IDENTICAL) - EXCLUSION_PENALTY
-        else:
-            whole = max(coarse, whole_correlation(first, second))
-            score = (whole - NEAR_IDENTICAL) / (1 - NEAR_IDENTICAL)
-    else:
-        score = (1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT * max(coarse, 0.0)
+    score = (1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT * max(coarse, 0.0)
     return Rescored(float(np.clip(score, 0.0, 1.0)), frame)
-
-
-def whole_correlation(first: Prepared, second: Prepared) -> float:
-    """Pearson correlation of the two whole plain planes, the second resized onto the first, at its best turn.
-
-    The first is tried unturned and turned by each of ``ROTATIONS``. This is
-    how a smooth image (under ``LOW_DETAIL``) meets a turned copy: it has no
-    detail to align blocks on, and the vectors' correlation loses as much to
-    a turn as an unrelated smooth image does. On ``gradient.png`` turned 3
-    and 8 degrees the vectors correlate 0.992 and 0.984; the whole planes at
-    their best turn, 0.999 and 1.000. Among 120 generated gradients and soft
-    colour fields, 8-degree turns scoring the default threshold or more went
-    from 0.54 to 0.98 (3-degree ones, 0.825 -> 0.833), and unrelated pairs
-    doing so from 118 to 121 of 7,140 (already many: two smooth images that
-    differ only in colour are one picture to a grey correlation).
-    """
-    height, width = first.plain.shape
-    target = cv2.resize(second.plain, (width, height), interpolation=cv2.INTER_AREA)
-    turns = [first.plain] + [first.turned(degrees).plain for degrees in ROTATIONS]
-    return max(float(cv2.matchTemplate(source, target, cv2.TM_CCOEFF_NORMED)[0, 0]) for source in turns)
-
-
-def smooth_outside_region(smooth: Prepared, other: Prepared) -> float:
-    """Correlation of a smooth image's plain plane and another's resized onto it, outside the region differing most.
-
-    The same framing (a smooth image has no detail to place by), and the one
-    rectangle of ``exclusion`` cells where the two disagree most left out.
-    """
-    size = (smooth.plain.shape[1], smooth.plain.shape[0])
-    bandpass, plain = (
-        np.asarray(cv2.resize(plane, size, interpolation=cv2.INTER_AREA), np.float32)
-        for plane in (other.bandpass, other.plain)
-    )
-    return plain_correlation_outside_region((smooth.bandpass, bandpass), (smooth.plain, plain))
 
 
 @dataclass(frozen=True)

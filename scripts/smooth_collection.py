@@ -10,7 +10,11 @@ fields (``synthetic.make_soft``), as PNG, with fixed seeds, so that the
 evaluation can measure every method on them::
 
     python scripts/smooth_collection.py /tmp/smooth
-    python scripts/evaluate.py --folder /tmp/smooth --originals 100 --json smooth.json
+    python scripts/evaluate.py --folder /tmp/smooth --distinct --json smooth.json
+
+(``--distinct``: every file is another picture; the suite's own test for
+plain copies is a grey correlation, which calls two ramps of other colours
+copies.)
 
 Usage: python scripts/smooth_collection.py DIR [--count N] [--width W] [--height H]
 """
@@ -34,6 +38,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     args = parser.parse_args()
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    if min(args.width, args.height) < 8:
+        parser.error("--width and --height must be at least 8")
     args.folder.mkdir(parents=True, exist_ok=True)
     size = {"width": args.width, "height": args.height}
     for seed in range(args.count):

@@ -36,6 +36,7 @@ LAYERS = {
         "planes",
         "placement",
         "rescore",
+        "smooth",
         "exclusion",
         "relation",
         "intake",

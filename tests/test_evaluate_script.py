@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from nearindex import synthetic
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import evaluate
 from corpus_pairs import read_pair_rows
@@ -47,7 +49,6 @@ def test_every_listed_relative_says_how_it_relates_and_is_listed_once() -> None:
 
 def test_the_worker_processes_give_what_one_process_gives(tmp_path: Path) -> None:
     import nearindex
-    from nearindex import synthetic
     from nearindex.search import score_pair
 
     collection = []
@@ -85,7 +86,15 @@ def test_the_smooth_collection_is_smooth_distinct_pictures_in_colour(tmp_path: P
                    check=True, capture_output=True)  # fmt: skip
     images = [cv2.imread(str(path)) for path in sorted(tmp_path.glob("*.png"))]
     assert len(images) == 6 and all(image.shape == (64, 96, 3) for image in images)
+    scene = synthetic.make_scene(0, width=96, height=64).astype(np.int16)
     for image in images:
-        assert np.abs(np.diff(image.astype(np.int16), axis=1)).max() <= 12  # no edges
-        assert image.std() > 2  # not flat
+        steps = [np.abs(np.diff(image.astype(np.int16), axis=axis)).max() for axis in (0, 1)]
+        assert max(steps) < min(np.abs(np.diff(scene, axis=axis)).max() for axis in (0, 1))  # no edges
+        assert np.abs(image[..., 0].astype(np.int16) - image[..., 2]).max() > 0  # in colour
     assert len({image.tobytes() for image in images}) == 6
+
+
+def test_distinct_is_only_for_a_folder() -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
+    run = subprocess.run([sys.executable, str(script), "--distinct"], capture_output=True, text=True)
+    assert run.returncode == 2 and "--distinct needs --folder" in run.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from nearindex import synthetic
 from nearindex.placement import Frame
-from nearindex.relation import CONTAINS, CROP, EXACT, RESIZED, SIMILAR
+from nearindex.relation import CONTAINS, CROP, EXACT, RESIZED, SIMILAR, Relation
 from nearindex.search import compare
 
 
@@ -114,3 +114,14 @@ def test_a_frame_and_its_inverse_undo_each_other() -> None:
     assert back.scale == pytest.approx(frame.scale) and back.offset == pytest.approx(frame.offset)
     assert frame.box() == pytest.approx((0.25, 0.1, 0.5, 0.8))
     assert frame.inverse().box() == pytest.approx((0.0, 0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_smooth_gradient_s_copies_relate_in_its_own_framing(seed: int, tmp_path: Path) -> None:
+    # It has no detail to place by: a paste must not turn into a crop, a turn must not look edited.
+    gradient = synthetic.make_gradient(seed)
+    original = write(tmp_path, "gradient.png", gradient)
+    faked = write(tmp_path, "faked.png", synthetic.paste_patch(gradient, synthetic.make_scene(20 + seed), seed=seed))
+    turned = write(tmp_path, "turned.png", synthetic.EDITS["rotate8"](gradient))
+    assert compare(original, faked).relation == Relation(RESIZED, None, 1.0, edited=True)
+    assert compare(original, turned).relation == Relation(RESIZED, None, 1.0, edited=False)

@@ -13,8 +13,9 @@ from nearindex import synthetic
 from nearindex.features import describe
 from nearindex.placement import template_scales
 from nearindex.planes import Prepared, prepare
-from nearindex.rescore import LOW_DETAIL, rescore, whole_correlation
+from nearindex.rescore import EXCLUSION_PENALTY, ROTATIONS, rescore
 from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.smooth import LOW_DETAIL, SAME_FRAMING, is_smooth, smooth_score
 
 TOLERATED_EDITS = (
     "crop90", "crop75", "crop60", "half", "jpeg30", "caption", "border", "gamma", "shift", "rotate3", "rotate8",
@@ -91,14 +92,26 @@ def test_a_smooth_gradient_matches_its_copies_and_no_other_gradient(edit: str) -
 
 
 @pytest.mark.parametrize("edit", ["rotate3", "rotate8"])
-def test_a_smooth_gradient_matches_its_turned_copies(edit: str) -> None:
+def test_a_smooth_gradient_matches_its_turned_copies_either_way_round(edit: str) -> None:
     for seed in range(6):
         gradient = synthetic.make_gradient(seed)
         (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS[edit](gradient))
-        assert max(original.detail, turned.detail) < LOW_DETAIL
-        # Its vectors lose to a turn; the whole planes, turned back, do not.
-        assert whole_correlation(turned, original) > float(np.dot(va, vb))
-        assert rescore(original, turned, coarse=float(np.dot(va, vb))).score >= DEFAULT_SETTINGS.duplicate_threshold
+        assert is_smooth(original) and is_smooth(turned)
+        forward, backward = rescore(original, turned, coarse=float(np.dot(va, vb))), rescore(turned, original)
+        assert forward.score == rescore(turned, original, coarse=float(np.dot(va, vb))).score
+        assert forward.score >= DEFAULT_SETTINGS.duplicate_threshold
+        assert forward.frame == backward.frame == SAME_FRAMING  # a smooth image has no detail to place by
+
+
+def test_turning_back_is_what_finds_a_smooth_gradient_turned_8_degrees() -> None:
+    for seed in range(6):
+        gradient = synthetic.make_gradient(seed)
+        (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS["rotate8"](gradient))
+        coarse = float(np.dot(va, vb))
+        unturned = smooth_score(original, turned, coarse=coarse, turns=(), penalty=EXCLUSION_PENALTY)
+        turned_back = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
+        assert turned_back >= DEFAULT_SETTINGS.duplicate_threshold
+        assert turned_back > unturned + 0.05
 
 
 def test_a_patch_pasted_on_a_smooth_gradient_leaves_it_a_copy_of_that_gradient_alone() -> None:
@@ -107,6 +120,7 @@ def test_a_patch_pasted_on_a_smooth_gradient_leaves_it_a_copy_of_that_gradient_a
         faked = synthetic.paste_patch(gradient, synthetic.make_scene(20 + seed), seed=seed)
         assert prepared(faked)[0].central_detail >= LOW_DETAIL  # the patch is in its middle
         assert score(gradient, faked) >= DEFAULT_SETTINGS.duplicate_threshold
+        assert score(gradient, faked) <= 1 - EXCLUSION_PENALTY  # what leaving a region out costs
         assert max(score(other, faked) for other in gradients if other is not gradient) < 0.5
 
 
@@ -122,14 +136,14 @@ def frame(image: np.ndarray, width: int, value: int) -> np.ndarray:
     return framed
 
 
-def test_a_smooth_gradient_never_matches_an_image_with_detail_in_its_middle() -> None:
+def test_a_smooth_gradient_never_matches_an_image_with_detail_all_over_it() -> None:
     gradient = synthetic.make_gradient(3)
     textured = (0.75 * gradient + 0.25 * synthetic.make_texture(3, width=640, height=480)).astype(np.uint8)
     copies = [synthetic.EDITS["caption"](gradient), frame(gradient, 1, 64), frame(gradient, 3, 255)]
     smooth, busy = prepared(gradient)[0], prepared(textured)[0]
     assert busy.central_detail >= LOW_DETAIL
     # Even were their vectors near-identical (a squashed diagram can be a ramp), only copies
-    # whose added detail is at the edges keep a score, whichever comes first.
+    # whose added detail is at the edges (or in one region: a paste, above) keep a score, whichever comes first.
     assert rescore(smooth, busy, coarse=0.999).score == rescore(busy, smooth, coarse=0.999).score == 0.0
     for copy in (prepared(image)[0] for image in copies):
         assert copy.central_detail < LOW_DETAIL

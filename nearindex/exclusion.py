@@ -13,9 +13,9 @@ Both planes the rescorer compares are scored together, outside the same
 rectangle: the plain blurred images, and the band-pass ones with the rectangle
 grown by one cell, since the band-pass spreads a patch's edge by its blur
 width. A smooth image's band-pass is noise: it is scored on its plain plane
-alone (``plain_correlation_outside_region``). Sums over cells (with 2-D prefix sums) give every rectangle's
-correlation in one vectorised step, so trying all of them costs about as much
-as one block correlation.
+alone (``plain_correlation_outside_region``). Sums over cells (with 2-D prefix
+sums) give every rectangle's correlation in one vectorised step, so trying all
+of them costs about as much as one block correlation.
 """
 
 from __future__ import annotations

@@ -68,9 +68,9 @@ def smooth_score(
 def locally_edited(first: Prepared, second: Prepared) -> bool:
     """True when one image is smooth and the other has detail in its middle half, where only a local edit puts it.
 
-    Both must have a band-pass detail of at least ``LOW_DETAIL`` over the
-    whole and in the middle half (``Prepared.central_detail``): a caption,
-    a border or a frame adds detail at the edges only.
+    The other must have a band-pass detail of at least ``LOW_DETAIL`` both
+    over its whole and in its middle half (``Prepared.central_detail``): a
+    caption, a border or a frame adds detail at the edges only.
     """
     smooth, other = sorted((first, second), key=lambda image: image.detail)
     return is_smooth(smooth) and not is_smooth(other) and other.central_detail >= LOW_DETAIL

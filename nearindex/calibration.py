@@ -178,7 +178,7 @@ def _load_originals(database: Database, chosen: list[int]) -> tuple[dict[int, np
 def _score_image(edited: np.ndarray, original: Side, database: Database) -> float:
     """Score of an edited image (BGR uint8, in memory, not encoded to a file) against a stored original."""
     description = describe_image(edited, settings=database.settings)
-    side = Side(description.vectors, description.thumbnail, database.settings, (edited.shape[1], edited.shape[0]))
+    side = Side.of_description(description, database.settings, (edited.shape[1], edited.shape[0]))
     return score_pair(side, original).score
 
 

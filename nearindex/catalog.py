@@ -21,7 +21,7 @@ GENERATION_KEY = "generation"
 _Columns = tuple[Any, ...]
 _CONTENT_COLUMNS = select(
     Content.id, Content.width, Content.height, Content.flat,
-    Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height,
+    Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height, Content.colour,
 )  # fmt: skip
 
 
@@ -46,6 +46,7 @@ class NewContent:
     thumbnail: bytes
     thumb_width: int
     thumb_height: int
+    colour: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class StoredContent:
     thumbnail: bytes
     thumb_width: int
     thumb_height: int
+    colour: bytes | None = None
 
 
 class Catalog:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .colour import Colour
 from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
 
 FloatArray = npt.NDArray[np.float32]
@@ -47,11 +48,14 @@ class Description:
             all zeros where the window is flat, every row for a flat image.
         thumbnail: uint8 blurred grayscale thumbnail, contrast-stretched to 0..255.
         flat: True when the image has no usable structure (a single colour).
+        colour: Its mean colour when it has little detail (``colour.COLOUR_DETAIL``;
+            ``intake`` adds it), else None.
     """
 
     vectors: FloatArray
     thumbnail: ByteArray
     flat: bool
+    colour: Colour | None = None
 
     @property
     def descriptor(self) -> FloatArray:

@@ -1,11 +1,12 @@
-"""Turn a path into a grayscale float image, refusing anything unsafe first.
+"""Turn a path into a grayscale float image (or an 8-bit colour one), refusing anything unsafe first.
 
 ``cv2.imread`` is never used: with the OpenCV 5.0 wheels it crashes the process on a non-UTF-8 file
 name, blocks forever on a FIFO and accepts a JPEG cut in half. Instead only a regular file is opened
 and read in Python, its format sniffed, its pixel count read from the header *before* decoding (bomb
 guard), its completeness checked, and only then is it given to ``cv2.imdecode`` with
-``IMREAD_GRAYSCALE | IMREAD_ANYDEPTH`` (16-bit data keeps its precision). ``imdecode`` applies EXIF
-orientation itself (measured), so a query and an ingested copy of the same photo agree.
+``IMREAD_GRAYSCALE | IMREAD_ANYDEPTH`` (16-bit data keeps its precision), or, for the few callers
+that need colour (``decode_colour``), ``IMREAD_COLOR``. ``imdecode`` applies EXIF orientation itself
+(measured), so a query and an ingested copy of the same photo agree.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _JPEG_STANDALONE: Final = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EO
 _JPEG_SOS: Final = 0xDA
 _GRAY_FLAGS: Final[int] = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
 _REDUCED_FLAGS: Final[dict[int, int]] = {f: getattr(cv2, f"IMREAD_REDUCED_GRAYSCALE_{f}") for f in (8, 4, 2)}
+_COLOUR_FLAGS: Final[int] = cv2.IMREAD_COLOR
+_REDUCED_COLOUR_FLAGS: Final[dict[int, int]] = {f: getattr(cv2, f"IMREAD_REDUCED_COLOR_{f}") for f in (8, 4, 2)}
 _BGR_WEIGHTS: Final = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _ERRNO_REASONS: Final = {
@@ -304,14 +307,38 @@ def decode_grayscale(
         TypeError: ``data`` is not bytes-like.
         ValueError: ``max_pixels`` < 1 or ``min_long_side`` < 0.
     """
+    return _to_unit_float(_checked_decode(data, source, max_pixels, min_long_side, colour=False))
+
+
+def decode_colour(
+    data: bytes, *, source: str | os.PathLike[str], max_pixels: int = 100_000_000, min_long_side: int = 0
+) -> npt.NDArray[np.uint8]:
+    """Decode image data to 8-bit BGR, with the checks and arguments of ``decode_grayscale``.
+
+    Gray images come back with three equal channels, 16-bit samples scaled to 8 bits.
+
+    Returns:
+        A C-contiguous (height, width, 3) uint8 array.
+
+    Raises:
+        The exceptions of ``decode_grayscale``.
+    """
+    image = _checked_decode(data, source, max_pixels, min_long_side, colour=True)
+    return np.ascontiguousarray(image, np.uint8)
+
+
+def _checked_decode(
+    data: bytes, source: str | os.PathLike[str], max_pixels: int, min_long_side: int, *, colour: bool
+) -> npt.NDArray[Any]:
     _check_arguments(data, max_pixels, min_long_side)
     fmt = _sniff_or_raise(data, source)
     size = _checked_header_size(data, fmt, source, max_pixels)
     check_complete(data, fmt, source=source)
-    flags = _jpeg_flags(size, min_long_side) if fmt == "jpeg" else _GRAY_FLAGS
+    full, reduced = (_COLOUR_FLAGS, _REDUCED_COLOUR_FLAGS) if colour else (_GRAY_FLAGS, _REDUCED_FLAGS)
+    flags = _jpeg_flags(size, min_long_side, full, reduced) if fmt == "jpeg" else full
     image = _decode(data, flags, source, fmt)
     _check_pixel_count(image.shape[1], image.shape[0], max_pixels, source)
-    return _to_unit_float(image)
+    return image
 
 
 def _check_arguments(data: bytes, max_pixels: int, min_long_side: int) -> None:
@@ -346,13 +373,13 @@ def _check_pixel_count(width: int, height: int, max_pixels: int, source: str | o
         raise ImageTooLargeError(source, f"image too large ({width} x {height} pixels, limit {max_pixels})")
 
 
-def _jpeg_flags(size: Size | None, min_long_side: int) -> int:
+def _jpeg_flags(size: Size | None, min_long_side: int, full: int, reduced: dict[int, int]) -> int:
     if size is None or min_long_side <= 0:
-        return _GRAY_FLAGS
+        return full
     for factor in (8, 4, 2):
         if max(size) // factor >= min_long_side:
-            return _REDUCED_FLAGS[factor]
-    return _GRAY_FLAGS
+            return reduced[factor]
+    return full
 
 
 def _decode(data: bytes, flags: int, source: str | os.PathLike[str], fmt: str) -> npt.NDArray[Any]:

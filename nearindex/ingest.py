@@ -316,6 +316,7 @@ def _new_content(result: FileDescription) -> NewContent:
         content_hash=result.content_hash, width=result.width, height=result.height, flat=description.flat,
         descriptor=description.vectors.tobytes(), thumbnail=thumb.tobytes(),
         thumb_width=int(thumb.shape[1]), thumb_height=int(thumb.shape[0]),
+        colour=None if description.colour is None else description.colour.to_bytes(),
     )  # fmt: skip
 
 

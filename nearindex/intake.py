@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Container
-from dataclasses import dataclass
+from collections.abc import Callable, Container
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .colour import COLOUR_DETAIL, colour_of
 from .errors import UnreadableFileError
 from .features import Description, describe
-from .images import decode_grayscale, read_file_bytes, read_header_size, sniff_format
+from .images import decode_colour, decode_grayscale, read_file_bytes, read_header_size, sniff_format
+from .planes import prepare
 from .settings import DEFAULT_SETTINGS, Settings
 
 #: Bytes of BLAKE2b digest identifying a content (collisions are negligible).
@@ -99,10 +101,31 @@ def describe_content(
     digest = hash_content(data)
     if digest in known_hashes:
         return FileDescription(path, len(data), mtime_ns, digest, 0, 0, None)
-    gray = decode_grayscale(data, source=path, max_pixels=settings.max_pixels, min_long_side=2 * settings.thumb_side)
+    limits = {"max_pixels": settings.max_pixels, "min_long_side": 2 * settings.thumb_side}
+    gray = decode_grayscale(data, source=path, **limits)
     width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
-    description = describe(gray, settings=settings)
+    description = with_colour(
+        describe(gray, settings=settings), lambda: decode_colour(data, source=path, **limits), settings
+    )
     return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
+
+
+def with_colour(
+    description: Description, colour_image: Callable[[], npt.NDArray[np.uint8]], settings: Settings
+) -> Description:
+    """The description with its colour when the image has little detail (``colour.COLOUR_DETAIL``).
+
+    Only such an image needs its colour (``colour.colours_differ``), so only
+    its pixels are decoded a second time, in colour.
+
+    Args:
+        description: The grey description.
+        colour_image: Returns the image as 8-bit BGR; called only when needed.
+        settings: Rescoring size (detail is measured as the rescorer sees it).
+    """
+    if description.flat or prepare(description.thumbnail, side=settings.rescore_side).detail >= COLOUR_DETAIL:
+        return description
+    return replace(description, colour=colour_of(colour_image()))
 
 
 def stat_after_read(path: str, size: int) -> os.stat_result:
@@ -139,10 +162,11 @@ def image_size(data: bytes, *, decoded_shape: tuple[int, int]) -> tuple[int, int
 def load_for_editing(
     path: str, *, data: bytes, long_side: int, settings: Settings = DEFAULT_SETTINGS
 ) -> npt.NDArray[np.uint8]:
-    """An image file as 8-bit gray in three equal channels, its long side at most ``long_side``.
+    """An image file as 8-bit BGR, its long side at most ``long_side``.
 
-    What ``synthetic``'s edits take (they expect BGR); the decode may be at
-    reduced size, as for describing.
+    What ``synthetic``'s edits take; the decode may be at reduced size, as
+    for describing. Colour is kept: an edit of an image with little detail
+    is judged by its colour too (``colour``).
 
     Args:
         path: The file or store object ``data`` was read from (for error messages).
@@ -153,16 +177,15 @@ def load_for_editing(
     Raises:
         ImageError: If the content is not a usable image.
     """
-    gray = decode_grayscale(data, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
-    ratio = long_side / max(gray.shape)
+    image = decode_colour(data, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
+    ratio = long_side / max(image.shape[:2])
     if ratio < 1:
-        size = (max(1, round(gray.shape[1] * ratio)), max(1, round(gray.shape[0] * ratio)))
-        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.float32)
-    eight_bit = np.asarray(np.clip(np.round(gray * 255), 0, 255), np.uint8)
-    return np.ascontiguousarray(np.repeat(eight_bit[:, :, None], 3, axis=2))
+        size = (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+    return np.ascontiguousarray(image)
 
 
 def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
     """Describe an 8-bit BGR image held in memory (converted to gray by OpenCV, not by a file decoder)."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
-    return describe(gray, settings=settings)
+    return with_colour(describe(gray, settings=settings), lambda: image, settings)

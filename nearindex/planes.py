@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .colour import Colour
+
 #: Sigma of the blur subtracted for the band-pass image, as a fraction of the long side.
 BANDPASS_FRACTION = 0.06
 #: Fraction of each side kept for the template (the rest is slack for shifts).
@@ -68,6 +70,8 @@ class Prepared:
 
     plain: Image
     bandpass: Image
+    #: The image's mean colour when it has little detail (``colour``), else None.
+    colour: Colour | None = None
     _resized: dict[tuple[Plane, int, int, bool], tuple[Image, float]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -116,13 +120,16 @@ class Prepared:
         return self.detail > 1e-6 and float(self.plain.std()) > 1e-6
 
 
-def prepare(thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrored: bool = False) -> Prepared:
+def prepare(
+    thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrored: bool = False, colour: Colour | None = None
+) -> Prepared:
     """Downscale a thumbnail to the rescoring size and compute its band-pass once.
 
     Args:
         thumbnail: 2-D blurred grayscale thumbnail (uint8 or float).
         side: Long side to work at, in pixels (never upscaled).
         mirrored: Flip it horizontally first (to match a mirrored copy).
+        colour: The image's stored colour, if any (``Description.colour``).
 
     Returns:
         The Prepared pair, reusable against many other thumbnails.
@@ -132,7 +139,7 @@ def prepare(thumbnail: npt.NDArray[np.uint8] | Image, *, side: int = 64, mirrore
     if ratio < 1:
         size = (max(1, round(plain.shape[1] * ratio)), max(1, round(plain.shape[0] * ratio)))
         plain = np.asarray(cv2.resize(plain, size, interpolation=cv2.INTER_AREA), np.float32)
-    return Prepared(plain=plain, bandpass=band_pass(plain, BANDPASS_FRACTION * max(plain.shape)))
+    return Prepared(plain=plain, bandpass=band_pass(plain, BANDPASS_FRACTION * max(plain.shape)), colour=colour)
 
 
 def band_pass(image: Image, sigma: float) -> Image:
@@ -149,7 +156,7 @@ def rotate(image: Prepared, degrees: float) -> Prepared:
         warped = cv2.warpAffine(plane, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return np.asarray(warped, np.float32)
 
-    return Prepared(plain=turn(image.plain), bandpass=turn(image.bandpass))
+    return Prepared(plain=turn(image.plain), bandpass=turn(image.bandpass), colour=image.colour)
 
 
 def central_part(image: Image) -> Image:

@@ -18,7 +18,8 @@ placement is scored as well, since a large pasted patch can pull the
 template's best match elsewhere. The final score mixes the aligned score
 with the vectors' coarse correlation, lightly: a crop's coarse correlation is
 low whatever the rescorer finds. A smooth image, with no detail to place or
-correlate in blocks, is scored as a whole instead (``smooth``).
+correlate in blocks, is scored as a whole instead (``smooth``). Two images
+with little detail in colours no edit moves apart score 0 (``colour``).
 
 Measured on the public corpus (``scripts/evaluate.py``: 1,919 generated edits
 of 101 photos against 20,000 unrelated pairs), the share of true pairs above
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .colour import colours_differ
 from .exclusion import correlation_outside_region
 from .placement import Frame, Placement, best_placement, same_framing
 from .planes import Image, Plane, Prepared
@@ -90,10 +92,11 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
         The score, in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
         max(coarse, 0)``, where ``aligned`` is the better of the two
         directions' robust block correlation at the best placement (0 when
-        either image is flat); and that placement. When either image is
-        smooth, ``smooth.smooth_score`` instead, with the same framing.
+        either image is flat or their colours differ, ``colour.colours_differ``);
+        and that placement. When either image is smooth,
+        ``smooth.smooth_score`` instead, with the same framing.
     """
-    if not (first.usable and second.usable):
+    if not (first.usable and second.usable) or colours_differ(first.colour, second.colour):
         return Rescored(0.0, None)
     if is_smooth(first) or is_smooth(second):
         # Without detail, a placement and its blocks are chance: only the whole counts.

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .catalog import StoredContent
+from .colour import Colour
 from .database import Database
 from .features import Description, corners_left_out, mirrored_vectors
 from .intake import FileDescription, describe_file
@@ -108,6 +109,7 @@ class Side:
         thumbnail: The stored or computed uint8 blurred thumbnail.
         settings: Grid and rescoring size.
         size: (width, height) of the image, in pixels.
+        colour: Its mean colour, when kept (images with little detail).
     """
 
     def __init__(
@@ -116,27 +118,33 @@ class Side:
         thumbnail: npt.NDArray[np.uint8],
         settings: Settings,
         size: tuple[int, int],
+        colour: Colour | None = None,
     ) -> None:
         self.vectors = vectors
         self.thumbnail = thumbnail
         self.size = size
+        self.colour = colour
         self._settings = settings
 
     @classmethod
     def of(cls, described: FileDescription, settings: Settings) -> Side:
         """The Side of a freshly described image file."""
-        description = _decoded(described)
-        return cls(description.vectors, description.thumbnail, settings, (described.width, described.height))
+        return cls.of_description(_decoded(described), settings, (described.width, described.height))
+
+    @classmethod
+    def of_description(cls, description: Description, settings: Settings, size: tuple[int, int]) -> Side:
+        """The Side of an image described in memory, ``size`` (width, height) pixels."""
+        return cls(description.vectors, description.thumbnail, settings, size, description.colour)
 
     @cached_property
     def prepared(self) -> Prepared:
         """The thumbnail prepared for rescoring."""
-        return prepare(self.thumbnail, side=self._settings.rescore_side)
+        return prepare(self.thumbnail, side=self._settings.rescore_side, colour=self.colour)
 
     @cached_property
     def prepared_mirrored(self) -> Prepared:
         """The mirrored thumbnail prepared for rescoring."""
-        return prepare(self.thumbnail, side=self._settings.rescore_side, mirrored=True)
+        return prepare(self.thumbnail, side=self._settings.rescore_side, mirrored=True, colour=self.colour)
 
     @cached_property
     def mirrored_vectors(self) -> npt.NDArray[np.float32]:
@@ -415,7 +423,8 @@ def _rescore_candidates(
 
 def _stored_side(database: Database, content: StoredContent) -> Side:
     vectors = np.frombuffer(content.descriptor, np.float32).reshape(-1, database.settings.dimension)
-    return Side(vectors, database.thumbnail(content), database.settings, (content.width, content.height))
+    colour = None if content.colour is None else Colour.from_bytes(content.colour)
+    return Side(vectors, database.thumbnail(content), database.settings, (content.width, content.height), colour)
 
 
 #: Loaded images a ``PairScorer`` keeps. With its turned versions and the templates resized

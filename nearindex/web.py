@@ -8,7 +8,7 @@ The JSON API renders with ``output``'s documents, the same as the CLI's ``--json
     GET  /api/duplicates           the near-duplicate groups
     GET  /api/diff?a=PATH&b=PATH   two stored images -> difference
     GET  /api/diff.png?a=&b=       its picture (A | B | heat map, regions outlined)
-    GET  /image?path=PATH&side=N   a grey JPEG thumbnail of a stored image
+    GET  /image?path=PATH&side=N   a JPEG thumbnail of a stored image
 
 Safety: the database is opened read-only and never written; only paths stored in it are
 read (``..`` is resolved first, and a stored symlink is served only when its target is
@@ -143,7 +143,7 @@ def _is_stored(database: Database, path: str) -> bool:
 
 
 def thumbnail_jpeg(path: str, *, side: int, settings: Settings) -> bytes:
-    """A grey JPEG of an image file, its long side at most ``side`` pixels.
+    """A JPEG of an image file, its long side at most ``side`` pixels.
 
     Raises:
         ImageError: If the file cannot be read or decoded.

@@ -37,6 +37,7 @@ LAYERS = {
         "placement",
         "rescore",
         "smooth",
+        "colour",
         "exclusion",
         "relation",
         "intake",

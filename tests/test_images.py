@@ -29,6 +29,7 @@ from nearindex.errors import (
 from nearindex.images import (
     IMAGE_EXTENSIONS,
     check_complete,
+    decode_colour,
     decode_grayscale,
     load_grayscale,
     read_file_bytes,
@@ -268,6 +269,32 @@ def test_reduced_jpeg_decode_is_close_to_full_decode(tmp_path: Path) -> None:
 def test_min_long_side_never_shrinks_other_formats(tmp_path: Path) -> None:
     path = write(tmp_path, "big.png", encode(".png", make_scene(400, 600)))
     assert load_grayscale(path, min_long_side=50).shape == (400, 600)
+
+
+def test_colour_decode_keeps_the_pixels_and_turns_gray_into_three_channels(tmp_path: Path) -> None:
+    scene = make_scene(120, 160, seed=4)
+    assert np.array_equal(decode_colour(encode(".png", scene), source="scene.png"), scene)
+    gray = decode_colour(encode(".png", cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)), source="gray.png")
+    assert gray.shape == (120, 160, 3) and gray.dtype == np.uint8
+    assert np.array_equal(gray[:, :, 0], gray[:, :, 2])
+
+
+def test_reduced_colour_decode_is_close_to_full_decode() -> None:
+    data = encode(".jpg", make_scene(1500, 2000, seed=3), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    full, reduced = decode_colour(data, source="big.jpg"), decode_colour(data, source="big.jpg", min_long_side=256)
+    assert reduced.shape == (375, 500, 3)
+    shrunk = cv2.resize(full, (500, 375), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(np.float32) - reduced).mean() < 3
+
+
+def test_colour_decode_refuses_what_gray_decode_refuses() -> None:
+    data = encode(".jpg", make_scene(60, 80))
+    with pytest.raises(CorruptImageError, match="truncated JPEG"):
+        decode_colour(data[: len(data) // 2], source="half.jpg")
+    with pytest.raises(ImageTooLargeError):
+        decode_colour(data, source="big.jpg", max_pixels=100)
+    with pytest.raises(NotAnImageError):
+        decode_colour(b"not an image", source="text.jpg")
 
 
 # --- bad content ---------------------------------------------------------------------------------

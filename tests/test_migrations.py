@@ -40,7 +40,7 @@ from tests.conftest import new_content
 
 REPO = Path(__file__).resolve().parents[1]
 REVISION_ID = re.compile(r"^(\d{4})_[a-z0-9_]+$")
-SHIPPED = ("env.py", "script.py.mako", "versions/0001_initial.py")
+SHIPPED = ("env.py", "script.py.mako", "versions/0001_initial.py", "versions/0002_colour.py")
 
 
 def scripts() -> ScriptDirectory:
@@ -335,3 +335,16 @@ def test_a_database_written_by_the_first_schema_still_opens_with_its_data(tmp_pa
         assert table_rows(directory / CATALOG_NAME)["files"] == rows_before["files"]
     backups = list(directory.glob(f"{CATALOG_NAME}.before-*"))
     assert bool(backups) == (head_revision() != "0001_initial")
+
+
+def test_contents_stored_before_colours_have_none_and_new_smooth_ones_get_theirs(tmp_path: Path) -> None:
+    directory, folder = tmp_path / "old-db", tmp_path / "new"
+    shutil.copytree(FIXTURE, directory)
+    folder.mkdir()
+    synthetic.write_image(folder / "gradient.png", synthetic.make_gradient(3))
+    with nearindex.open(directory) as db:
+        assert not db.add(folder, workers=0).failed
+    with contextlib.closing(sqlite3.connect(directory / CATALOG_NAME)) as connection:
+        colours = [row[0] for row in connection.execute("SELECT colour FROM contents")]
+    assert len(colours) == 13
+    assert sum(colour is None for colour in colours) == 12

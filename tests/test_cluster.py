@@ -8,6 +8,7 @@ real database, and worker processes killed with SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -80,13 +81,34 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def client(s3_endpoint: str) -> Iterator[Client]:
-    """Two single-threaded worker processes (started after the S3 variables are set, so they see them)."""
+#: Seconds a test waits for killed workers to be replaced: a hang would otherwise be CI's whole budget.
+RESTART_TIMEOUT = 120
+
+
+@contextlib.contextmanager
+def two_worker_client() -> Iterator[Client]:
+    """A LocalCluster of two single-threaded worker processes, and a client of it."""
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as connected,
     ):
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def client(s3_endpoint: str) -> Iterator[Client]:
+    """Two workers shared by the module's tests (started after the S3 variables are set, so they see them)."""
+    with two_worker_client() as connected:
+        yield connected
+
+
+@pytest.fixture
+def own_client() -> Iterator[Client]:
+    """Two workers of a test's own, for tests that kill them: the shared cluster never waits on their replacements.
+
+    (Once, under load, the replacements of both killed workers never came, and waiting for them hung CI.)
+    """
+    with two_worker_client() as connected:
         yield connected
 
 
@@ -138,8 +160,9 @@ def test_cluster_ingest_equals_single_process_ingest(tmp_path: Path, collection:
 
 
 def test_killing_a_worker_mid_run_still_stores_every_image_once(
-    tmp_path: Path, collection: Collection, client: Client
+    tmp_path: Path, collection: Collection, own_client: Client
 ) -> None:
+    client = own_client
     before = worker_pids(client)
     killed: list[int] = []
     with nearindex.open(tmp_path / "db") as db:
@@ -147,7 +170,7 @@ def test_killing_a_worker_mid_run_still_stores_every_image_once(
             collection.root, client=client, progress=CountingProgress(lambda: killed.append(kill_one_worker(client)))
         )
         info = db.info()
-    client.wait_for_workers(2)
+    client.wait_for_workers(2, timeout=RESTART_TIMEOUT)
     assert killed and killed[0] in before.values() and killed[0] not in worker_pids(client).values()
     assert (report.added, report.failed) == (len(collection.all_files), ())
     assert info.images == len(collection.all_files) and info.vectors == info.contents * 8
@@ -155,37 +178,34 @@ def test_killing_a_worker_mid_run_still_stores_every_image_once(
 
 
 def test_a_batch_that_keeps_killing_workers_is_retried_file_by_file(
-    tmp_path: Path, collection: Collection, client: Client
+    tmp_path: Path, collection: Collection, own_client: Client
 ) -> None:
     """With no deaths allowed, Dask gives up on the killed worker's batches: each file then goes alone."""
+    client = own_client
 
     def set_allowed_failures(dask_scheduler: object, value: int) -> int:
         previous: int = dask_scheduler.allowed_failures  # type: ignore[attr-defined]
         dask_scheduler.allowed_failures = value  # type: ignore[attr-defined]
         return previous
 
-    previous = client.run_on_scheduler(set_allowed_failures, value=0)
-    try:
-        with nearindex.open(tmp_path / "db") as db:
-            report = db.add(collection.root, client=client, progress=CountingProgress(lambda: kill_one_worker(client)))
-    finally:
-        client.run_on_scheduler(set_allowed_failures, value=previous)
-        client.wait_for_workers(2)
+    client.run_on_scheduler(set_allowed_failures, value=0)
+    with nearindex.open(tmp_path / "db") as db:
+        report = db.add(collection.root, client=client, progress=CountingProgress(lambda: kill_one_worker(client)))
     assert (report.added, report.failed) == (len(collection.all_files), ())
 
 
-def test_settings_lost_with_every_worker_are_sent_again(tmp_path: Path, collection: Collection, client: Client) -> None:
+def test_settings_lost_with_every_worker_are_sent_again(
+    tmp_path: Path, collection: Collection, own_client: Client
+) -> None:
     """Killing every worker loses the scattered settings; the batches Dask cancels for it are sent once more."""
+    client = own_client
 
     def kill_every_worker() -> None:
         for pid in worker_pids(client).values():
             os.kill(pid, signal.SIGKILL)
 
-    try:
-        with nearindex.open(tmp_path / "db") as db:
-            report = db.add(collection.root, client=client, progress=CountingProgress(kill_every_worker))
-    finally:
-        client.wait_for_workers(2)
+    with nearindex.open(tmp_path / "db") as db:
+        report = db.add(collection.root, client=client, progress=CountingProgress(kill_every_worker))
     assert (report.added, report.failed) == (len(collection.all_files), ())
 
 

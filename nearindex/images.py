@@ -1,11 +1,11 @@
-"""Turn a path into a grayscale float image (or an 8-bit colour one), refusing anything unsafe first.
+"""Turn a path into a grayscale (or colour) float image, refusing anything unsafe first.
 
 ``cv2.imread`` is never used: with the OpenCV 5.0 wheels it crashes the process on a non-UTF-8 file
 name, blocks forever on a FIFO and accepts a JPEG cut in half. Instead only a regular file is opened
 and read in Python, its format sniffed, its pixel count read from the header *before* decoding (bomb
 guard), its completeness checked, and only then is it given to ``cv2.imdecode`` with
 ``IMREAD_GRAYSCALE | IMREAD_ANYDEPTH`` (16-bit data keeps its precision), or, for the few callers
-that need colour (``decode_colour``), ``IMREAD_COLOR``. ``imdecode`` applies EXIF orientation itself
+that need colour (``decode_colour``), ``IMREAD_COLOR | IMREAD_ANYDEPTH``. ``imdecode`` applies EXIF orientation itself
 (measured), so a query and an ingested copy of the same photo agree.
 """
 
@@ -17,7 +17,7 @@ import re
 import stat
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -42,7 +42,7 @@ _JPEG_STANDALONE: Final = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EO
 _JPEG_SOS: Final = 0xDA
 _GRAY_FLAGS: Final[int] = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
 _REDUCED_FLAGS: Final[dict[int, int]] = {f: getattr(cv2, f"IMREAD_REDUCED_GRAYSCALE_{f}") for f in (8, 4, 2)}
-_COLOUR_FLAGS: Final[int] = cv2.IMREAD_COLOR
+_COLOUR_FLAGS: Final[int] = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
 _REDUCED_COLOUR_FLAGS: Final[dict[int, int]] = {f: getattr(cv2, f"IMREAD_REDUCED_COLOR_{f}") for f in (8, 4, 2)}
 _BGR_WEIGHTS: Final = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -55,6 +55,7 @@ _ERRNO_REASONS: Final = {
 
 Size = tuple[int, int]
 FloatImage = npt.NDArray[np.float32]
+_Pixel = TypeVar("_Pixel", np.uint8, np.float32)
 
 
 def read_file_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -312,19 +313,26 @@ def decode_grayscale(
 
 def decode_colour(
     data: bytes, *, source: str | os.PathLike[str], max_pixels: int = 100_000_000, min_long_side: int = 0
-) -> npt.NDArray[np.uint8]:
-    """Decode image data to 8-bit BGR, with the checks and arguments of ``decode_grayscale``.
+) -> FloatImage:
+    """Decode image data to BGR float32 in [0, 1], with the checks and arguments of ``decode_grayscale``.
 
-    Gray images come back with three equal channels, 16-bit samples scaled to 8 bits.
+    Samples are scaled as there (16-bit data keeps its precision); a gray
+    image comes back with three equal channels, alpha is dropped.
 
     Returns:
-        A C-contiguous (height, width, 3) uint8 array.
+        A C-contiguous (height, width, 3) float32 array.
 
     Raises:
-        The exceptions of ``decode_grayscale``.
+        NotAnImageError: Empty data or no supported signature.
+        ImageTooLargeError: More than ``max_pixels`` pixels.
+        CorruptImageError: Truncated data, unreadable header, or decoder failure.
+        TypeError: ``data`` is not bytes-like.
+        ValueError: ``max_pixels`` < 1 or ``min_long_side`` < 0.
     """
-    image = _checked_decode(data, source, max_pixels, min_long_side, colour=True)
-    return np.ascontiguousarray(image, np.uint8)
+    image = _scaled_to_unit(_checked_decode(data, source, max_pixels, min_long_side, colour=True))
+    if image.ndim == 2:  # defensive: a decoder asked for colour has returned gray
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3], dtype=np.float32)
 
 
 def _checked_decode(
@@ -394,17 +402,36 @@ def _decode(data: bytes, flags: int, source: str | os.PathLike[str], fmt: str) -
 
 
 def _to_unit_float(image: npt.NDArray[Any]) -> FloatImage:
-    if image.dtype in (np.uint8, np.uint16):  # in range already: one pass, no clipping
-        scaled = np.multiply(image, np.float32(1 / np.iinfo(image.dtype).max), dtype=np.float32)
-    else:
-        if np.issubdtype(image.dtype, np.integer):
-            scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-        else:
-            scaled = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled = _scaled_to_unit(image)
     if scaled.ndim == 3:  # defensive: decoders asked for gray have returned colour
         scaled = scaled[:, :, 0] if scaled.shape[2] < 3 else scaled[:, :, :3] @ _BGR_WEIGHTS
     return np.ascontiguousarray(scaled, dtype=np.float32)
+
+
+def shrink_to_long_side(image: npt.NDArray[_Pixel], long_side: int) -> npt.NDArray[_Pixel]:
+    """The image with its long side at most ``long_side`` pixels (``INTER_AREA``, aspect kept; never enlarged).
+
+    Args:
+        image: 2-D, or 3-D with channels last, of any dtype ``cv2.resize`` takes.
+        long_side: Largest side of the result, pixels (>= 1).
+    """
+    ratio = long_side / max(image.shape[:2])
+    if ratio >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), image.dtype)
+
+
+def _scaled_to_unit(image: npt.NDArray[Any]) -> FloatImage:
+    """Samples as float32 in [0, 1]: integers divided by their type's maximum, floats clipped."""
+    if image.dtype in (np.uint8, np.uint16):  # in range already: one pass, no clipping
+        scaled: FloatImage = np.multiply(image, np.float32(1 / np.iinfo(image.dtype).max), dtype=np.float32)
+        return scaled
+    if np.issubdtype(image.dtype, np.integer):
+        scaled = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    else:
+        scaled = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
 def load_grayscale(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Container
+from collections.abc import Container
 from dataclasses import dataclass, replace
 
 import cv2
@@ -19,7 +19,14 @@ import numpy.typing as npt
 from .colour import COLOUR_DETAIL, colour_of
 from .errors import UnreadableFileError
 from .features import Description, describe
-from .images import decode_colour, decode_grayscale, read_file_bytes, read_header_size, sniff_format
+from .images import (
+    decode_colour,
+    decode_grayscale,
+    read_file_bytes,
+    read_header_size,
+    shrink_to_long_side,
+    sniff_format,
+)
 from .planes import prepare
 from .settings import DEFAULT_SETTINGS, Settings
 
@@ -104,28 +111,24 @@ def describe_content(
     limits = {"max_pixels": settings.max_pixels, "min_long_side": 2 * settings.thumb_side}
     gray = decode_grayscale(data, source=path, **limits)
     width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
-    description = with_colour(
-        describe(gray, settings=settings), lambda: decode_colour(data, source=path, **limits), settings
-    )
+    description = describe(gray, settings=settings)
+    del gray  # the colour decode may be as large
+    if needs_colour(description, settings=settings):
+        description = replace(description, colour=colour_of(decode_colour(data, source=path, **limits)))
     return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
 
 
-def with_colour(
-    description: Description, colour_image: Callable[[], npt.NDArray[np.uint8]], settings: Settings
-) -> Description:
-    """The description with its colour when the image has little detail (``colour.COLOUR_DETAIL``).
+def needs_colour(description: Description, *, settings: Settings = DEFAULT_SETTINGS) -> bool:
+    """True when an image has so little detail that it keeps its colours (``colour.COLOUR_DETAIL``).
 
-    Only such an image needs its colour (``colour.colours_differ``), so only
-    its pixels are decoded a second time, in colour.
+    Only such an image is compared by colour (``colour.colours_differ``), so
+    only its pixels are decoded a second time, in colour.
 
     Args:
-        description: The grey description.
-        colour_image: Returns the image as 8-bit BGR; called only when needed.
+        description: The image's grey description.
         settings: Rescoring size (detail is measured as the rescorer sees it).
     """
-    if description.flat or prepare(description.thumbnail, side=settings.rescore_side).detail >= COLOUR_DETAIL:
-        return description
-    return replace(description, colour=colour_of(colour_image()))
+    return not description.flat and prepare(description.thumbnail, side=settings.rescore_side).detail < COLOUR_DETAIL
 
 
 def stat_after_read(path: str, size: int) -> os.stat_result:
@@ -178,14 +181,12 @@ def load_for_editing(
         ImageError: If the content is not a usable image.
     """
     image = decode_colour(data, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
-    ratio = long_side / max(image.shape[:2])
-    if ratio < 1:
-        size = (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio)))
-        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
-    return np.ascontiguousarray(image)
+    return np.ascontiguousarray(np.rint(shrink_to_long_side(image, long_side) * 255).astype(np.uint8))
 
 
 def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
     """Describe an 8-bit BGR image held in memory (converted to gray by OpenCV, not by a file decoder)."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
-    return with_colour(describe(gray, settings=settings), lambda: image, settings)
+    description = describe(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255, settings=settings)
+    if needs_colour(description, settings=settings):
+        return replace(description, colour=colour_of(image))
+    return description

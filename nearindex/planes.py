@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .colour import Colour
+from .images import shrink_to_long_side
 
 #: Sigma of the blur subtracted for the band-pass image, as a fraction of the long side.
 BANDPASS_FRACTION = 0.06
@@ -134,11 +135,7 @@ def prepare(
     Returns:
         The Prepared pair, reusable against many other thumbnails.
     """
-    plain = np.ascontiguousarray(thumbnail[:, ::-1] if mirrored else thumbnail, np.float32)
-    ratio = side / max(plain.shape)
-    if ratio < 1:
-        size = (max(1, round(plain.shape[1] * ratio)), max(1, round(plain.shape[0] * ratio)))
-        plain = np.asarray(cv2.resize(plain, size, interpolation=cv2.INTER_AREA), np.float32)
+    plain = shrink_to_long_side(np.ascontiguousarray(thumbnail[:, ::-1] if mirrored else thumbnail, np.float32), side)
     return Prepared(plain=plain, bandpass=band_pass(plain, BANDPASS_FRACTION * max(plain.shape)), colour=colour)
 
 

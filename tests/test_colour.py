@@ -10,18 +10,29 @@ import pytest
 
 import nearindex
 from nearindex import synthetic
-from nearindex.colour import COLOUR_DISTANCE, GREY_CHROMA, Colour, colour_of, colours_differ
+from nearindex.colour import GREY_CHROMA, HUE_BINS, Colour, colour_of, colours_differ
 from nearindex.features import describe
-from nearindex.intake import describe_content, describe_image
+from nearindex.intake import describe_content, describe_image, load_for_editing
 from nearindex.planes import prepare
 from nearindex.rescore import rescore
 from nearindex.settings import DEFAULT_SETTINGS
 
-#: Edits of a smooth picture that must keep its colour within ``COLOUR_DISTANCE``.
+#: Edits of a smooth picture that must keep its colours within ``COLOUR_DISTANCE``.
 KEPT_BY = (
     "crop90", "crop75", "crop60", "half", "quarter", "jpeg30", "caption", "watermark", "border", "gamma",
-    "brighter", "contrast", "flip", "rotate3", "rotate8", "screenshot", "crop75+caption+jpeg50",
+    "brighter", "contrast", "flip", "rotate3", "rotate8", "screenshot", "paste", "crop75+caption+jpeg50",
 )  # fmt: skip
+
+
+def darker(image: np.ndarray) -> np.ndarray:
+    """One stop darker."""
+    return synthetic.adjust_brightness(image, gain=0.5)
+
+
+def paler(image: np.ndarray) -> np.ndarray:
+    """Saturation times 0.4 (each pixel 60 % of the way to its grey)."""
+    grey = synthetic.to_grayscale(image).astype(np.float32)
+    return np.asarray(np.rint(grey + 0.4 * (image.astype(np.float32) - grey)), np.uint8)
 
 
 def hue_turned(image: np.ndarray) -> np.ndarray:
@@ -36,25 +47,14 @@ def grey_correlation(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.corrcoef(grey[0], grey[1])[0, 1])
 
 
-def mean_colour_moves(first: np.ndarray, second: np.ndarray) -> bool:
-    """True when the two mean colours lie 1.5 times ``COLOUR_DISTANCE`` apart or more."""
-    one, other = colour_of(first), colour_of(second)
-    return float(np.hypot(one.a - other.a, one.b - other.b)) >= 1.5 * COLOUR_DISTANCE
-
-
 @pytest.fixture(scope="module")
 def smooth_pictures() -> list[np.ndarray]:
-    """Gradients and soft fields whose hue-turned twin has the same grey (correlation 0.98 or more) ...
-
-    ... and another mean colour: in a picture whose colours average out to
-    grey (red to green), the twin's mean colour is the picture's own, and
-    ``colours_differ`` cannot tell them apart.
-    """
+    """Gradients and soft fields in colour whose hue-turned twin has the same grey (correlation 0.98 or more)."""
     pictures = [synthetic.make_gradient(seed) for seed in range(16)] + [synthetic.make_soft(seed) for seed in range(16)]
     chosen = [
         picture
         for picture in pictures
-        if grey_correlation(picture, hue_turned(picture)) >= 0.98 and mean_colour_moves(picture, hue_turned(picture))
+        if colour_of(picture).chroma >= 2 * GREY_CHROMA and grey_correlation(picture, hue_turned(picture)) >= 0.98
     ]
     assert len(chosen) >= 8
     return chosen
@@ -67,11 +67,14 @@ def test_no_edit_moves_a_smooth_pictures_colour_past_the_limit(smooth_pictures: 
         for name in KEPT_BY:
             edited = synthetic.apply_edit(picture, name, donor=donor, seed=index)
             assert not colours_differ(original, colour_of(edited)), (index, name)
+        for edit in (darker, paler):
+            assert not colours_differ(original, colour_of(edit(picture))), (index, edit.__name__)
 
 
 def test_a_hue_turned_twin_is_one_picture_in_grey_and_another_in_colour(smooth_pictures: list[np.ndarray]) -> None:
-    for picture in smooth_pictures:
-        assert colours_differ(colour_of(picture), colour_of(hue_turned(picture)))
+    """All but a few: a picture of two opposite hues (red to green) has its twin's hues, in other places."""
+    told_apart = [colours_differ(colour_of(picture), colour_of(hue_turned(picture))) for picture in smooth_pictures]
+    assert sum(told_apart) >= 0.9 * len(told_apart)
 
 
 def test_a_grey_copy_is_not_judged_by_colour(smooth_pictures: list[np.ndarray]) -> None:
@@ -89,25 +92,37 @@ def test_an_unknown_colour_is_not_judged(smooth_pictures: list[np.ndarray]) -> N
 
 
 def test_colours_whose_means_cancel_out_still_count_as_colour() -> None:
-    """Half red, half green: the mean a* is near 0, yet the picture is not grey."""
+    """Half red, half green: the mean a* is near 0, yet the picture is not grey, and keeps both hues."""
     image = np.zeros((60, 80, 3), np.uint8)
     image[:, :40] = (0, 0, 255)
     image[:, 40:] = (0, 255, 0)
     colour = colour_of(image)
     assert colour.chroma > 10 * GREY_CHROMA
-    assert abs(colour.a) < colour.chroma / 2
+    shares = sorted(colour.hues, reverse=True)
+    assert shares[0] + shares[1] > 0.9 and min(shares[:2]) > 0.3
 
 
-def test_a_stored_colour_reads_back_equal(smooth_pictures: list[np.ndarray]) -> None:
+def test_a_stored_colour_reads_back_equal_and_a_wrong_length_is_refused(smooth_pictures: list[np.ndarray]) -> None:
     colour = colour_of(smooth_pictures[0])
-    assert Colour.from_bytes(colour.to_bytes()) == Colour(*np.float32([colour.a, colour.b, colour.chroma]).tolist())
+    stored = colour.to_bytes()
+    assert Colour.from_bytes(stored) == Colour(
+        *(tuple(np.float32(colour.hues).tolist()), float(np.float32(colour.chroma)))
+    )
+    with pytest.raises(ValueError, match="bytes"):
+        Colour.from_bytes(stored[:-4])
+
+
+def test_hues_are_shares_and_grey_has_none() -> None:
+    colour = colour_of(synthetic.make_soft(5))
+    assert len(colour.hues) == HUE_BINS and abs(sum(colour.hues) - 1) < 1e-6 and min(colour.hues) >= 0
+    assert sum(colour_of(synthetic.make_flat(128)).hues) == 0
 
 
 @pytest.mark.parametrize(
-    "image", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8)]
+    "image", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float64), np.zeros((0, 4, 3), np.uint8)]
 )
 def test_colour_of_refuses_anything_but_an_8_bit_colour_image(image: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match="uint8 or float32"):
         colour_of(image)
 
 
@@ -118,17 +133,41 @@ def test_only_low_detail_images_keep_their_colour(smooth_pictures: list[np.ndarr
 
 
 def test_a_file_keeps_the_colour_its_pixels_have(smooth_pictures: list[np.ndarray]) -> None:
+    expected = colour_of(smooth_pictures[0])
     for suffix in (".png", ".jpg"):
         data = synthetic.encode_image(smooth_pictures[0], suffix, quality=95)
         described = describe_content(f"picture{suffix}", data, mtime_ns=0).description
         assert described is not None and described.colour is not None
-        expected = colour_of(smooth_pictures[0])
-        assert np.hypot(described.colour.a - expected.a, described.colour.b - expected.b) < 2
+        assert np.abs(np.subtract(described.colour.hues, expected.hues)).max() < 0.05
+        assert colours_differ(described.colour, colour_of(hue_turned(smooth_pictures[0])))
+
+
+def test_sixteen_bit_files_keep_their_colours_even_with_twelve_bits_of_data(smooth_pictures: list[np.ndarray]) -> None:
+    """A 16-bit PNG holding 12-bit samples is dark, yet its hues are its 8-bit export's."""
+    picture = smooth_pictures[0]
+    for bits in (16, 12):
+        samples = np.rint(picture.astype(np.float64) * (2**bits - 1) / 255).astype(np.uint16)
+        encoded, data = cv2.imencode(".png", samples)
+        assert encoded
+        described = describe_content("deep.png", data.tobytes(), mtime_ns=0).description
+        assert described is not None and described.colour is not None
+        assert not colours_differ(described.colour, colour_of(picture)), bits
+        assert colours_differ(described.colour, colour_of(hue_turned(picture))), bits
+
+
+def test_images_loaded_for_editing_keep_their_colours(smooth_pictures: list[np.ndarray]) -> None:
+    data = synthetic.encode_image(smooth_pictures[0], ".png")
+    loaded = load_for_editing("picture.png", data=data, long_side=200)
+    assert max(loaded.shape[:2]) == 200 and loaded.dtype == np.uint8
+    assert not colours_differ(colour_of(loaded), colour_of(smooth_pictures[0]))
+    assert colours_differ(colour_of(loaded), colour_of(hue_turned(smooth_pictures[0])))
 
 
 def test_the_rescorer_tells_a_twin_apart_only_by_its_colour(smooth_pictures: list[np.ndarray]) -> None:
     for picture in smooth_pictures:
         twin = hue_turned(picture)
+        if not colours_differ(colour_of(picture), colour_of(twin)):
+            continue  # opposite hues (see above)
         sides = [describe(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255) for im in (picture, twin)]
         grey = [prepare(side.thumbnail, side=DEFAULT_SETTINGS.rescore_side) for side in sides]
         coloured = [
@@ -145,17 +184,20 @@ def test_a_stored_smooth_picture_is_found_by_its_copy_and_not_by_its_twin(
 ) -> None:
     stored = tmp_path / "stored"
     stored.mkdir()
-    for index, picture in enumerate(smooth_pictures[:4]):
+    differing = [p for p in smooth_pictures if colours_differ(colour_of(p), colour_of(hue_turned(p)))]
+    for index, picture in enumerate(differing[:4]):
         synthetic.write_image(stored / f"picture-{index}.png", picture)
         synthetic.write_image(stored / f"twin-{index}.png", hue_turned(picture))
     assert not database.add(stored, workers=0).failed
     threshold = DEFAULT_SETTINGS.duplicate_threshold
-    for index, picture in enumerate(smooth_pictures[:4]):
-        probe = tmp_path / f"copy-{index}.jpg"
-        synthetic.write_image(probe, synthetic.jpeg_reencode(synthetic.scale(picture, factor=0.5), quality=60))
-        scores = {Path(match.path).name: match.score for match in database.query(probe, k=8)}
-        assert scores[f"picture-{index}.png"] >= threshold
-        assert scores.get(f"twin-{index}.png", 0.0) < threshold
+    for index, picture in enumerate(differing[:4]):
+        # The flipped copy is met by the mirrored query, which must carry the colours too.
+        for kind, copy in (("resized", synthetic.scale(picture, factor=0.5)), ("flipped", picture[:, ::-1])):
+            probe = tmp_path / f"{kind}-{index}.jpg"
+            synthetic.write_image(probe, synthetic.jpeg_reencode(np.ascontiguousarray(copy), quality=60))
+            scores = {Path(match.path).name: match.score for match in database.query(probe, k=8)}
+            assert scores[f"picture-{index}.png"] >= threshold, kind
+            assert scores.get(f"twin-{index}.png", 0.0) < threshold, kind
     for group in database.duplicates(workers=0):
         names = {Path(member).name for member in group.paths}
         assert not any({f"picture-{index}.png", f"twin-{index}.png"} <= names for index in range(4)), names

@@ -273,10 +273,10 @@ def test_min_long_side_never_shrinks_other_formats(tmp_path: Path) -> None:
 
 def test_colour_decode_keeps_the_pixels_and_turns_gray_into_three_channels(tmp_path: Path) -> None:
     scene = make_scene(120, 160, seed=4)
-    assert np.array_equal(decode_colour(encode(".png", scene), source="scene.png"), scene)
+    assert np.array_equal(np.rint(decode_colour(encode(".png", scene), source="scene.png") * 255), scene)
     gray = decode_colour(encode(".png", cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)), source="gray.png")
-    assert gray.shape == (120, 160, 3) and gray.dtype == np.uint8
-    assert np.array_equal(gray[:, :, 0], gray[:, :, 2])
+    assert gray.shape == (120, 160, 3) and gray.dtype == np.float32
+    assert np.array_equal(gray[:, :, 0], gray[:, :, 1]) and np.array_equal(gray[:, :, 0], gray[:, :, 2])
 
 
 def test_reduced_colour_decode_is_close_to_full_decode() -> None:
@@ -284,7 +284,13 @@ def test_reduced_colour_decode_is_close_to_full_decode() -> None:
     full, reduced = decode_colour(data, source="big.jpg"), decode_colour(data, source="big.jpg", min_long_side=256)
     assert reduced.shape == (375, 500, 3)
     shrunk = cv2.resize(full, (500, 375), interpolation=cv2.INTER_AREA)
-    assert np.abs(shrunk.astype(np.float32) - reduced).mean() < 3
+    assert np.abs(shrunk - reduced).mean() < 0.01
+
+
+def test_sixteen_bit_colour_keeps_its_precision(tmp_path: Path) -> None:
+    deep = (make_scene(40, 60).astype(np.uint16) * 257 + 128).astype(np.uint16)
+    decoded = decode_colour(encode(".png", deep), source="deep.png")
+    assert np.abs(decoded - deep / 65535).max() < 1e-6
 
 
 def test_colour_decode_refuses_what_gray_decode_refuses() -> None:

@@ -4,9 +4,9 @@ Revision ID: 0002_colour
 Revises: 0001_initial
 Create Date: 2026-11-27 08:20:00.000000
 
-Contents stored before this revision have no colour (NULL); the colour test
-(``nearindex.colour.colours_differ``) is skipped for them, as it is for any
-image with detail.
+Contents stored before this revision have no colour (NULL) until their files
+are described again; the colour test (``nearindex.colour.colours_differ``) is
+skipped for them, as it is for any image with detail.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Revert this revision."""
-    with op.batch_alter_table("contents", schema=None) as batch_op:
+    """Revert this revision.
+
+    A native ``DROP COLUMN`` (SQLite 3.35 or newer): batch mode would copy
+    ``contents`` and drop the old table, and with foreign keys on that drop
+    deletes every row of ``files``.
+    """
+    with op.batch_alter_table("contents", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("colour")

@@ -11,8 +11,8 @@ any edit leaves them (``COLOUR_DISTANCE``) are not copies
 is skipped when either image has next to no colour (``GREY_CHROMA``).
 
 Hues, not the mean colour: a darker, paler, brighter or more contrasted copy
-keeps its hues while its a*b* shrink or grow (and its brightest sample is
-taken as white first, so a dark copy does not count as grey). Measured on a
+keeps its hues while its a*b* shrink or grow (and its largest channel value
+is scaled to 1 first, so a dark copy does not count as grey). Measured on a
 generated smooth collection (``scripts/smooth_collection.py``: 250
 gradients and 250 soft colour fields, each a random pair of colours), the
 18 colour edits of 100 of them (``scripts/evaluate.py``) and three more of
@@ -24,7 +24,9 @@ random unrelated pairs:
 * the hue histogram's distance (1 - overlap) reached 0.451 for an edit (a
   crop with a red caption band and JPEG; a pasted patch 0.440, the brighter
   copy, whose clipped channels turn its hues, 0.436), and 72 % of unrelated
-  pairs lie above 0.52 (the same on the collection's ``--shapes`` variant);
+  pairs lie above 0.52 (the same on the collection's ``--shapes`` variant).
+  Those worst edits were measured on the pictures themselves: a pasted or
+  captioned copy rarely keeps colours at all (its patch or band is detail);
 * the histogram's earth mover's distance around the hue circle needed no
   choice of bins but kept only 51 % apart: a red caption moves mass far.
 
@@ -57,13 +59,15 @@ COLOUR_DETAIL = 12.0
 #: were rejected at a limit keeping every edit.
 HUE_BINS = 8
 #: Share of two images' hue histograms that must fail to overlap (0..1) for them
-#: not to be copies: 15 % above the most any generated edit moved it (0.452).
+#: not to be copies: 15 % above the most any generated edit moved it (0.451).
 COLOUR_DISTANCE = 0.52
 #: Mean chroma (CIELAB, 0..~130) under which an image counts as grey: a grey copy
 #: has 0, and a scanned or toned grey print a few units, all in one hue.
 GREY_CHROMA = 5.0
 #: Long side (pixels) the colours are measured at; they hardly depend on it.
 _SIDE = 64
+#: Chroma under which a pixel is grey and weighs nothing in the hue histogram.
+_NOISE_CHROMA = 0.5
 #: A stored Colour: the ``HUE_BINS`` histogram, then the mean chroma, as float32.
 _STORED = np.dtype("<f4")
 
@@ -74,8 +78,9 @@ class Colour:
 
     Attributes:
         hues: ``HUE_BINS`` shares (summing to 1, or all 0 for a grey image)
-            of the image's chroma in each 45-degree range of hue angle
-            atan2(b*, a*), from -180 degrees (green) on.
+            of the image's chroma by hue angle atan2(b*, a*): bins centred on
+            -180 (green), -135, ... 135 degrees, each pixel shared between
+            the two nearest.
         chroma: Mean of the pixels' chroma sqrt(a*^2 + b*^2): 0 only for a
             grey image (a picture whose colours average out to grey has a
             high one).
@@ -85,18 +90,27 @@ class Colour:
     chroma: float
 
     def to_bytes(self) -> bytes:
-        """The colours as the catalog stores them (``HUE_BINS + 1`` float32)."""
+        """The colours as the catalog stores them.
+
+        Returns:
+            ``HUE_BINS + 1`` little-endian float32: the hues, then the chroma.
+        """
         return np.array([*self.hues, self.chroma], _STORED).tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Colour:
-        """Colours stored by ``to_bytes``.
+    def from_stored(cls, data: bytes | None) -> Colour | None:
+        """Colours stored by ``to_bytes``, or None when none are known.
 
-        Raises:
-            ValueError: If ``data`` is not ``(HUE_BINS + 1) * 4`` bytes long.
+        Args:
+            data: The catalog's ``colour`` value.
+
+        Returns:
+            The Colour; None for NULL, and for a value of another length
+            (a development build of schema 0002 stored a mean colour, 12
+            bytes): such an image is not judged by colour, as if it had none.
         """
-        if len(data) != (HUE_BINS + 1) * _STORED.itemsize:
-            raise ValueError(f"a stored colour is {(HUE_BINS + 1) * _STORED.itemsize} bytes, got {len(data)}")
+        if data is None or len(data) != (HUE_BINS + 1) * _STORED.itemsize:
+            return None
         *hues, chroma = (float(value) for value in np.frombuffer(data, _STORED))
         return cls(tuple(hues), chroma)
 
@@ -106,7 +120,8 @@ def colour_of(image: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> Colour:
 
     Args:
         image: (height, width, 3) BGR, uint8 or float32 in 0..1 (as
-            ``images.decode_colour`` returns); its brightest sample is taken as white.
+            ``images.decode_colour`` returns); its largest channel value is
+            scaled to 1 (on a copy).
 
     Returns:
         Its Colour.
@@ -116,14 +131,17 @@ def colour_of(image: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> Colour:
     """
     if image.dtype not in (np.uint8, np.float32) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ValueError(f"expected a (height, width, 3) uint8 or float32 image, got {image.dtype} {image.shape}")
-    unit = shrink_to_long_side(np.asarray(image, np.float32), _SIDE)
-    # Brightest sample to 1: a dark copy (or 12-bit data in a 16-bit file) has its original's
-    # hues at a fraction of the chroma, and would count as grey.
-    unit *= np.float32(1 / max(float(unit.max()), 1e-6))
+    shrunk = shrink_to_long_side(np.asarray(image, np.float32), _SIDE)
+    # Largest channel value to 1 (a new array: the caller's stays as it was). A dark copy, or
+    # 12-bit data in a 16-bit file, has its original's hues at a fraction of the chroma, and
+    # would count as grey.
+    unit = shrunk * np.float32(1 / max(float(shrunk.max()), 1e-6))
     lab = cv2.cvtColor(unit, cv2.COLOR_BGR2Lab)
     a, b = lab[:, :, 1].ravel(), lab[:, :, 2].ravel()
     chroma = np.hypot(a, b)
-    return Colour(_hue_histogram(np.arctan2(b, a), chroma), float(chroma.mean()))
+    # OpenCV's float Lab gives a neutral grey a chroma of about 0.03, at an arbitrary hue.
+    weights = np.where(chroma >= _NOISE_CHROMA, chroma, 0)
+    return Colour(_hue_histogram(np.arctan2(b, a), weights), float(chroma.mean()))
 
 
 def _hue_histogram(angles: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> tuple[float, ...]:

@@ -48,7 +48,7 @@ class Description:
             all zeros where the window is flat, every row for a flat image.
         thumbnail: uint8 blurred grayscale thumbnail, contrast-stretched to 0..255.
         flat: True when the image has no usable structure (a single colour).
-        colour: Its mean colour when it has little detail (``colour.COLOUR_DETAIL``;
+        colour: Its colours (hues) when it has little detail (``colour.COLOUR_DETAIL``;
             ``intake`` adds it), else None.
     """
 

@@ -55,7 +55,7 @@ _ERRNO_REASONS: Final = {
 
 Size = tuple[int, int]
 FloatImage = npt.NDArray[np.float32]
-_Pixel = TypeVar("_Pixel", np.uint8, np.float32)
+_Pixel = TypeVar("_Pixel", np.uint8, np.uint16, np.float32)
 
 
 def read_file_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -312,12 +312,26 @@ def decode_grayscale(
 
 
 def decode_colour(
-    data: bytes, *, source: str | os.PathLike[str], max_pixels: int = 100_000_000, min_long_side: int = 0
+    data: bytes,
+    *,
+    source: str | os.PathLike[str],
+    max_pixels: int = 100_000_000,
+    min_long_side: int = 0,
+    long_side: int = 0,
 ) -> FloatImage:
-    """Decode image data to BGR float32 in [0, 1], with the checks and arguments of ``decode_grayscale``.
+    """Decode image data to BGR float32 in [0, 1], with the checks of ``decode_grayscale``.
 
     Samples are scaled as there (16-bit data keeps its precision); a gray
     image comes back with three equal channels, alpha is dropped.
+
+    Args:
+        data: The whole file.
+        source: What to name in errors (the file's path).
+        max_pixels: Largest width * height accepted (see ``decode_grayscale``).
+        min_long_side: Allow reduced-size JPEG decoding (see ``decode_grayscale``).
+        long_side: When positive, the image is shrunk to at most this long side
+            before it becomes float (3 x 4 bytes a pixel: a 100-megapixel PNG
+            would take 1.2 GB at full size).
 
     Returns:
         A C-contiguous (height, width, 3) float32 array.
@@ -327,12 +341,16 @@ def decode_colour(
         ImageTooLargeError: More than ``max_pixels`` pixels.
         CorruptImageError: Truncated data, unreadable header, or decoder failure.
         TypeError: ``data`` is not bytes-like.
-        ValueError: ``max_pixels`` < 1 or ``min_long_side`` < 0.
+        ValueError: ``max_pixels`` < 1, or ``min_long_side`` or ``long_side`` < 0.
     """
-    image = _scaled_to_unit(_checked_decode(data, source, max_pixels, min_long_side, colour=True))
+    if long_side < 0:
+        raise ValueError(f"long_side must be >= 0, got {long_side}")
+    image = _checked_decode(data, source, max_pixels, min_long_side, colour=True)
     if image.ndim == 2:  # defensive: a decoder asked for colour has returned gray
         image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3], dtype=np.float32)
+    if long_side and image.dtype in (np.uint8, np.uint16, np.float32):
+        image = shrink_to_long_side(np.ascontiguousarray(image[:, :, :3]), long_side)
+    return np.ascontiguousarray(_scaled_to_unit(image)[:, :, :3], dtype=np.float32)
 
 
 def _checked_decode(
@@ -412,9 +430,17 @@ def shrink_to_long_side(image: npt.NDArray[_Pixel], long_side: int) -> npt.NDArr
     """The image with its long side at most ``long_side`` pixels (``INTER_AREA``, aspect kept; never enlarged).
 
     Args:
-        image: 2-D, or 3-D with channels last, of any dtype ``cv2.resize`` takes.
-        long_side: Largest side of the result, pixels (>= 1).
+        image: 2-D, or 3-D with channels last: uint8, uint16 or float32.
+        long_side: Largest side of the result, pixels.
+
+    Returns:
+        The image itself when it is small enough, else a shrunk copy of the same dtype.
+
+    Raises:
+        ValueError: If ``long_side`` < 1.
     """
+    if long_side < 1:
+        raise ValueError(f"long_side must be >= 1, got {long_side}")
     ratio = long_side / max(image.shape[:2])
     if ratio >= 1:
         return image

@@ -24,7 +24,6 @@ from .images import (
     decode_grayscale,
     read_file_bytes,
     read_header_size,
-    shrink_to_long_side,
     sniff_format,
 )
 from .planes import prepare
@@ -112,9 +111,10 @@ def describe_content(
     gray = decode_grayscale(data, source=path, **limits)
     width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
     description = describe(gray, settings=settings)
-    del gray  # the colour decode may be as large
+    del gray  # the colour decode takes as much again before it is shrunk
     if needs_colour(description, settings=settings):
-        description = replace(description, colour=colour_of(decode_colour(data, source=path, **limits)))
+        colour_image = decode_colour(data, source=path, long_side=2 * settings.thumb_side, **limits)
+        description = replace(description, colour=colour_of(colour_image))
     return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
 
 
@@ -127,6 +127,9 @@ def needs_colour(description: Description, *, settings: Settings = DEFAULT_SETTI
     Args:
         description: The image's grey description.
         settings: Rescoring size (detail is measured as the rescorer sees it).
+
+    Returns:
+        True for a non-flat image whose rescoring thumbnail's detail is under the limit.
     """
     return not description.flat and prepare(description.thumbnail, side=settings.rescore_side).detail < COLOUR_DETAIL
 
@@ -180,8 +183,9 @@ def load_for_editing(
     Raises:
         ImageError: If the content is not a usable image.
     """
-    image = decode_colour(data, source=path, max_pixels=settings.max_pixels, min_long_side=long_side)
-    return np.ascontiguousarray(np.rint(shrink_to_long_side(image, long_side) * 255).astype(np.uint8))
+    sides = {"min_long_side": long_side, "long_side": long_side}
+    image = decode_colour(data, source=path, max_pixels=settings.max_pixels, **sides)
+    return np.ascontiguousarray(np.rint(image * 255).astype(np.uint8))
 
 
 def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:

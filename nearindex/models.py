@@ -2,7 +2,7 @@
 
 * ``Content``: one distinct file content (by hash) with its pixels' summary:
   window vectors, rescore thumbnail, size and, for an image with little
-  detail, its mean colour. Its window vectors have the ids
+  detail, its colours (hues). Its window vectors have the ids
   ``id * WINDOW_SLOTS + window`` in the vector index (see ``database``).
 * ``File``: a path that currently holds a content, with the size and mtime
   seen when it was read (what makes re-runs incremental).
@@ -53,7 +53,7 @@ class Content(Base):
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
     thumb_width: Mapped[int]
     thumb_height: Mapped[int]
-    #: Mean colour (``colour.Colour.to_bytes``) of an image with little detail, else NULL.
+    #: Colours (``colour.Colour.to_bytes``) of an image with little detail, else NULL.
     colour: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 

@@ -71,7 +71,7 @@ class Prepared:
 
     plain: Image
     bandpass: Image
-    #: The image's mean colour when it has little detail (``colour``), else None.
+    #: The colours (hues) of an image with little detail (``colour``), else None.
     colour: Colour | None = None
     _resized: dict[tuple[Plane, int, int, bool], tuple[Image, float]] = field(
         default_factory=dict, compare=False, repr=False

@@ -109,7 +109,7 @@ class Side:
         thumbnail: The stored or computed uint8 blurred thumbnail.
         settings: Grid and rescoring size.
         size: (width, height) of the image, in pixels.
-        colour: Its mean colour, when kept (images with little detail).
+        colour: Its colours (hues), when kept (images with little detail).
     """
 
     def __init__(
@@ -423,7 +423,7 @@ def _rescore_candidates(
 
 def _stored_side(database: Database, content: StoredContent) -> Side:
     vectors = np.frombuffer(content.descriptor, np.float32).reshape(-1, database.settings.dimension)
-    colour = None if content.colour is None else Colour.from_bytes(content.colour)
+    colour = Colour.from_stored(content.colour)
     return Side(vectors, database.thumbnail(content), database.settings, (content.width, content.height), colour)
 
 

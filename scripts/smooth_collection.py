@@ -53,7 +53,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=250, help="gradients, and as many soft fields")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--shapes", action="store_true", help="draw each image's shape from SHAPES")
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="draw each image's shape from SHAPES, long side --width (--height is then unused)",
+    )
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")

@@ -20,13 +20,18 @@ from nearindex.settings import DEFAULT_SETTINGS
 #: Edits of a smooth picture that must keep its colours within ``COLOUR_DISTANCE``.
 KEPT_BY = (
     "crop90", "crop75", "crop60", "half", "quarter", "jpeg30", "caption", "watermark", "border", "gamma",
-    "brighter", "contrast", "flip", "rotate3", "rotate8", "screenshot", "paste", "crop75+caption+jpeg50",
+    "brighter", "contrast", "flip", "rotate3", "rotate8", "shift", "screenshot", "paste", "crop75+caption+jpeg50",
 )  # fmt: skip
 
 
 def darker(image: np.ndarray) -> np.ndarray:
     """One stop darker."""
     return synthetic.adjust_brightness(image, gain=0.5)
+
+
+def brighter_clipped(image: np.ndarray) -> np.ndarray:
+    """Gain 1.3 and 20 levels up: clipped channels turn some hues."""
+    return synthetic.adjust_brightness(image, gain=1.3, offset=20)
 
 
 def paler(image: np.ndarray) -> np.ndarray:
@@ -67,7 +72,7 @@ def test_no_edit_moves_a_smooth_pictures_colour_past_the_limit(smooth_pictures: 
         for name in KEPT_BY:
             edited = synthetic.apply_edit(picture, name, donor=donor, seed=index)
             assert not colours_differ(original, colour_of(edited)), (index, name)
-        for edit in (darker, paler):
+        for edit in (darker, paler, brighter_clipped):
             assert not colours_differ(original, colour_of(edit(picture))), (index, edit.__name__)
 
 
@@ -102,26 +107,37 @@ def test_colours_whose_means_cancel_out_still_count_as_colour() -> None:
     assert shares[0] + shares[1] > 0.9 and min(shares[:2]) > 0.3
 
 
-def test_a_stored_colour_reads_back_equal_and_a_wrong_length_is_refused(smooth_pictures: list[np.ndarray]) -> None:
+def test_a_stored_colour_reads_back_equal_and_another_layout_reads_as_unknown(
+    smooth_pictures: list[np.ndarray],
+) -> None:
     colour = colour_of(smooth_pictures[0])
     stored = colour.to_bytes()
-    assert Colour.from_bytes(stored) == Colour(
-        *(tuple(np.float32(colour.hues).tolist()), float(np.float32(colour.chroma)))
-    )
-    with pytest.raises(ValueError, match="bytes"):
-        Colour.from_bytes(stored[:-4])
+    rounded = Colour(tuple(np.float32(colour.hues).tolist()), float(np.float32(colour.chroma)))
+    assert Colour.from_stored(stored) == rounded
+    assert Colour.from_stored(None) is None
+    assert Colour.from_stored(np.zeros(3, np.float32).tobytes()) is None  # a development build's mean colour
 
 
 def test_hues_are_shares_and_grey_has_none() -> None:
     colour = colour_of(synthetic.make_soft(5))
     assert len(colour.hues) == HUE_BINS and abs(sum(colour.hues) - 1) < 1e-6 and min(colour.hues) >= 0
-    assert sum(colour_of(synthetic.make_flat(128)).hues) == 0
+    for grey in (synthetic.make_flat(128), synthetic.to_grayscale(synthetic.make_gradient(1))):
+        assert sum(colour_of(grey).hues) == 0
+
+
+def test_colour_of_leaves_its_image_alone_and_reads_both_sample_types(smooth_pictures: list[np.ndarray]) -> None:
+    small = np.ascontiguousarray(cv2.resize(smooth_pictures[0], (48, 36), interpolation=cv2.INTER_AREA))
+    unit = small.astype(np.float32) / 255 * np.float32(0.5)
+    before = unit.copy()
+    from_float, from_bytes = colour_of(unit), colour_of(small)
+    assert np.array_equal(unit, before)
+    assert np.abs(np.subtract(from_float.hues, from_bytes.hues)).max() < 0.01
 
 
 @pytest.mark.parametrize(
     "image", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float64), np.zeros((0, 4, 3), np.uint8)]
 )
-def test_colour_of_refuses_anything_but_an_8_bit_colour_image(image: np.ndarray) -> None:
+def test_colour_of_refuses_anything_but_a_colour_image_of_bytes_or_floats(image: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8 or float32"):
         colour_of(image)
 

@@ -264,7 +264,7 @@ def test_upgrading_a_catalog_at_an_older_known_revision_backs_it_up_first(tmp_pa
 
 
 def test_every_revision_goes_down_and_up_again_keeping_the_rows(tmp_path: Path) -> None:
-    """Downgrades too run with foreign keys on (``env.py``): none may cascade into ``files``."""
+    """Downgrades too run with foreign keys on (``engine.create_catalog_engine``): none may cascade into ``files``."""
     directory = tmp_path / "db"
     populate(directory)
     catalog = directory / CATALOG_NAME

@@ -1,4 +1,4 @@
-"""contents keep the mean colour of an image with little detail
+"""contents keep the colours (hues) of an image with little detail
 
 Revision ID: 0002_colour
 Revises: 0001_initial

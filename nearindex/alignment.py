@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .images import shrink_to_long_side
 from .placement import Frame
 from .planes import prepare
 from .rescore import rescore
@@ -63,12 +64,8 @@ def scaling(sx: float, sy: float) -> Matrix:
 
 def downscaled(image: npt.NDArray[np.uint8], side: int) -> tuple[npt.NDArray[np.uint8], Matrix]:
     """The image at most ``side`` px long, and the matrix from original to downscaled pixels."""
-    factor = min(1.0, side / max(image.shape))
-    if factor >= 1.0:
-        return image, np.eye(3)
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), image.dtype)
-    return small, scaling(size[0] / image.shape[1], size[1] / image.shape[0])
+    small = shrink_to_long_side(image, side)
+    return small, scaling(small.shape[1] / image.shape[1], small.shape[0] / image.shape[0])
 
 
 def _align_by_features(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8]) -> Matrix | None:

@@ -346,11 +346,11 @@ def decode_colour(
     if long_side < 0:
         raise ValueError(f"long_side must be >= 0, got {long_side}")
     image = _checked_decode(data, source, max_pixels, min_long_side, colour=True)
-    if image.ndim == 2:  # defensive: a decoder asked for colour has returned gray
-        image = np.repeat(image[:, :, None], 3, axis=2)
+    # A decoder asked for colour has returned gray (defensive), or kept alpha.
+    image = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else np.ascontiguousarray(image[:, :, :3])
     if long_side and image.dtype in (np.uint8, np.uint16, np.float32):
-        image = shrink_to_long_side(np.ascontiguousarray(image[:, :, :3]), long_side)
-    return np.ascontiguousarray(_scaled_to_unit(image)[:, :, :3], dtype=np.float32)
+        image = shrink_to_long_side(image, long_side)
+    return np.ascontiguousarray(_scaled_to_unit(image), dtype=np.float32)
 
 
 def _checked_decode(

@@ -52,6 +52,10 @@ class Info:
         index_bytes_per_image: ``index_bytes`` per distinct content (0 when empty):
             the vector index is held in memory, so this is its RAM per image.
         catalog_bytes_per_image: ``catalog_bytes`` per stored path (0 when empty).
+        coloured: Contents keeping their colours (images with little detail, ``colour``).
+        bordered: Contents described without uniform borders (``borders``).
+        trim_borders: Images are described without their uniform borders
+            (false for a database made before they were).
         grid: Descriptor grid side.
         thumb_side: Rescore thumbnail long side, pixels.
         duplicate_threshold: The score at or above which two images are duplicates.
@@ -72,6 +76,9 @@ class Info:
     index_bytes: int
     index_bytes_per_image: float
     catalog_bytes_per_image: float
+    coloured: int
+    bordered: int
+    trim_borders: bool
     grid: int
     thumb_side: int
     duplicate_threshold: float
@@ -181,6 +188,7 @@ class NearIndex:
             generation=db.generation, schema=db.schema_revision(), catalog_bytes=sizes["catalog"],
             index_bytes=sizes["index"], index_bytes_per_image=sizes["index"] / max(counts["contents"], 1),
             catalog_bytes_per_image=sizes["catalog"] / max(counts["images"], 1),
+            coloured=counts["coloured"], bordered=counts["bordered"], trim_borders=db.settings.trim_borders,
             grid=db.settings.grid, thumb_side=db.settings.thumb_side,
             duplicate_threshold=db.settings.duplicate_threshold, calibrated=db.calibration_record() is not None,
             failures=tuple(Failed(f.path, f.reason) for f in db.failures()),

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, Select, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import Content, Failure, File, IngestRun, State, utc_now
@@ -19,9 +19,11 @@ from .models import Content, Failure, File, IngestRun, State, utc_now
 GENERATION_KEY = "generation"
 #: Any selected columns (``_rows_of``).
 _Columns = tuple[Any, ...]
+_BORDER_COLUMNS = (Content.border_left, Content.border_top, Content.border_right, Content.border_bottom)
 _CONTENT_COLUMNS = select(
     Content.id, Content.width, Content.height, Content.flat,
     Content.descriptor, Content.thumbnail, Content.thumb_width, Content.thumb_height, Content.colour,
+    *_BORDER_COLUMNS,
 )  # fmt: skip
 
 
@@ -47,6 +49,10 @@ class NewContent:
     thumb_width: int
     thumb_height: int
     colour: bytes | None = None
+    border_left: float = 0.0
+    border_top: float = 0.0
+    border_right: float = 0.0
+    border_bottom: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,10 @@ class StoredContent:
     thumb_width: int
     thumb_height: int
     colour: bytes | None = None
+    border_left: float = 0.0
+    border_top: float = 0.0
+    border_right: float = 0.0
+    border_bottom: float = 0.0
 
 
 class Catalog:
@@ -205,12 +215,15 @@ class Catalog:
         return list(self.paths_of(ids).values())
 
     def counts(self) -> dict[str, int]:
-        """Numbers of files, distinct contents, flat contents and failures."""
+        """Numbers of files, distinct contents, flat contents, contents keeping colours or borders, and failures."""
+        bordered = or_(*(column > 0 for column in _BORDER_COLUMNS))
         with Session(self.engine) as session:
             return {
                 "images": session.scalar(select(func.count()).select_from(File)) or 0,
                 "contents": session.scalar(select(func.count()).select_from(Content)) or 0,
                 "flat": session.scalar(select(func.count()).where(Content.flat)) or 0,
+                "coloured": session.scalar(select(func.count()).where(Content.colour.is_not(None))) or 0,
+                "bordered": session.scalar(select(func.count()).where(bordered)) or 0,
                 "failed": session.scalar(select(func.count()).select_from(Failure)) or 0,
             }
 

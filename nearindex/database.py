@@ -39,7 +39,7 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 #: Seconds between two tries of a held lock.
 _LOCK_POLL = 0.1
 #: Settings that shape stored vectors, fixed when a database is created.
-_SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction", "ranked_cells")
+_SHAPING_SETTINGS = ("grid", "thumb_side", "blur_fraction", "ranked_cells", "trim_borders")
 #: State keys of a calibrated duplicate threshold and of the record of its calibration.
 THRESHOLD_KEY, CALIBRATION_KEY = "settings.duplicate_threshold", "calibration"
 #: A content's window vectors have index ids content_id * WINDOW_SLOTS + window.
@@ -473,6 +473,7 @@ class Database:
             thumb_side=int(stored["thumb_side"] or DEFAULT_SETTINGS.thumb_side),
             blur_fraction=float(stored["blur_fraction"] or DEFAULT_SETTINGS.blur_fraction),
             ranked_cells=stored["ranked_cells"] == "True",  # absent before ranks existed: plain cells
+            trim_borders=stored["trim_borders"] == "True",  # absent before borders were trimmed: whole images
             duplicate_threshold=float(threshold) if threshold else DEFAULT_SETTINGS.duplicate_threshold,
         )
 

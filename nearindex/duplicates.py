@@ -303,14 +303,16 @@ def _oldest_mtimes(database: Database) -> dict[int, int]:
 def _edited_members(members: list[int], scorer: PairScorer, threshold: float, first_seen: dict[int, int]) -> list[int]:
     """Members whose relation to the group's reference says ``edited`` (an ECC alignment each).
 
-    The reference is the member with the most pixels and, among equals, the
-    oldest file: an edit rarely adds pixels and usually comes later.
+    The reference is the member with the most pixels inside its borders
+    and, among equals, the oldest file: an edit rarely adds pixels (but a
+    letterbox's bars) and usually comes later.
     """
     if len(members) > CHAIN_SPLIT_LIMIT:
         return []
 
     def rank(cid: int) -> tuple[int, int, int]:
-        width, height = scorer.side(cid).size
+        side = scorer.side(cid)
+        width, height = side.borders.content_size(side.size)
         return width * height, -first_seen.get(cid, 0), -cid
 
     largest = max(members, key=rank)

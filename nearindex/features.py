@@ -1,6 +1,7 @@
 """Descriptors: blurred, normalised low-resolution grayscale vectors.
 
-An image becomes two things (both pure functions of its grayscale pixels):
+An image, without its uniform borders (letterbox, pillarbox or frame bars:
+``borders``), becomes these (all pure functions of its grayscale pixels):
 
 * a *thumbnail*: the image downscaled with ``INTER_AREA`` to ``thumb_side`` on
   its long side (aspect kept) and blurred there with a Gaussian whose sigma is
@@ -22,12 +23,13 @@ same up to resampling error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .borders import NO_BORDERS, Borders, find_borders
 from .colour import Colour
 from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
 
@@ -50,12 +52,15 @@ class Description:
         flat: True when the image has no usable structure (a single colour).
         colour: Its colours (hues) when it has little detail (``colour.COLOUR_DETAIL``;
             ``intake`` adds it), else None.
+        borders: The uniform bars at its edges (``borders``), left out of
+            everything above.
     """
 
     vectors: FloatArray
     thumbnail: ByteArray
     flat: bool
     colour: Colour | None = None
+    borders: Borders = NO_BORDERS
 
     @property
     def descriptor(self) -> FloatArray:
@@ -250,12 +255,22 @@ def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SET
 
     Args:
         gray: 2-D grayscale image, values 0..1 (any size >= 1x1).
-        settings: Grid, thumbnail and blur parameters.
+        settings: Grid, thumbnail and blur parameters, and whether uniform
+            borders are left out (``trim_borders``).
 
     Returns:
         The image's Description; ``flat`` is set when the blurred image has
         (almost) no variation, and then the descriptor is all zeros.
     """
+    borders = find_borders(gray) if settings.trim_borders else NO_BORDERS
+    description = _describe_content(borders.trim(gray), settings=settings)
+    if description.flat and borders.found:
+        # A blank slide in a letterbox: the bars are all there is to match it by.
+        return _describe_content(gray, settings=settings)
+    return replace(description, borders=borders)
+
+
+def _describe_content(gray: npt.NDArray[np.floating], *, settings: Settings) -> Description:
     thumb = blur_thumbnail(gray, settings=settings)
     flat = float(np.std(thumb)) < FLAT_STD
     vectors = window_vectors(thumb, grid=settings.grid, ranked=settings.ranked_cells)

@@ -317,6 +317,8 @@ def _new_content(result: FileDescription) -> NewContent:
         descriptor=description.vectors.tobytes(), thumbnail=thumb.tobytes(),
         thumb_width=int(thumb.shape[1]), thumb_height=int(thumb.shape[0]),
         colour=None if description.colour is None else description.colour.to_bytes(),
+        border_left=description.borders.left, border_top=description.borders.top,
+        border_right=description.borders.right, border_bottom=description.borders.bottom,
     )  # fmt: skip
 
 

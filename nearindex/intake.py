@@ -114,7 +114,7 @@ def describe_content(
     del gray  # the colour decode takes as much again before it is shrunk
     if needs_colour(description, settings=settings):
         colour_image = decode_colour(data, source=path, long_side=2 * settings.thumb_side, **limits)
-        description = replace(description, colour=colour_of(colour_image))
+        description = replace(description, colour=colour_of(description.borders.trim(colour_image)))
     return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
 
 
@@ -192,5 +192,5 @@ def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT
     """Describe an 8-bit BGR image held in memory (converted to gray by OpenCV, not by a file decoder)."""
     description = describe(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255, settings=settings)
     if needs_colour(description, settings=settings):
-        return replace(description, colour=colour_of(image))
+        return replace(description, colour=colour_of(description.borders.trim(image)))
     return description

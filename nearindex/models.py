@@ -55,6 +55,12 @@ class Content(Base):
     thumb_height: Mapped[int]
     #: Colours (``colour.Colour.to_bytes``) of an image with little detail, else NULL.
     colour: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: Uniform bars left out when it was described (``borders.Borders``), fractions of the width
+    #: (left, right) and height (top, bottom); 0 where none (and for every content stored before them).
+    border_left: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    border_top: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    border_right: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    border_bottom: Mapped[float] = mapped_column(default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     files: Mapped[list[File]] = relationship(back_populates="content")

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .borders import NO_BORDERS, Borders
 from .placement import Frame
 from .planes import BANDPASS_FRACTION, Image, Prepared, band_pass
 from .rescore import block_correlations
@@ -70,7 +71,8 @@ class Relation:
         box: For ``crop``, the region of the query the match shows, in the
             query's pixels; for ``contains``, where the query lies in the
             match, in the match's pixels: (x, y, width, height). Else None.
-        scale: Match pixels per query pixel (None for ``similar``).
+        scale: Match pixels per query pixel (None for ``similar``), both
+            inside their uniform borders (``borders``).
         edited: A local region differs although the rest matches.
     """
 
@@ -88,6 +90,8 @@ def relate(
     query_size: tuple[int, int],
     match_size: tuple[int, int],
     mirrored: bool = False,
+    query_borders: Borders = NO_BORDERS,
+    match_borders: Borders = NO_BORDERS,
 ) -> Relation:
     """The Relation of a confirmed match to the query.
 
@@ -99,32 +103,60 @@ def relate(
         match_size: (width, height) of the match image, in pixels.
         mirrored: The query matched flipped left to right (boxes in the
             query are given in its own, unflipped, pixels).
+        query_borders: The uniform borders left out of the query's thumbnail (``borders``).
+        match_borders: Those left out of the match's.
 
     Returns:
         The kind, box, scale and edited flag. A smooth image (``smooth``) has
         no detail to place by: it relates as ``resized`` (the same framing),
         edited when the other has detail in its middle (``smooth.locally_edited``).
+        Either way, when only one of the two has borders (a letterbox, a
+        frame), the other is a ``crop`` of it or ``contains`` it, boxed by them.
     """
+    query_content, match_content = query_borders.content_size(query_size), match_borders.content_size(match_size)
+    framing = {"query_borders": query_borders, "match_borders": match_borders}
     if is_smooth(query) or is_smooth(match):
-        scale = float(np.sqrt(match_size[0] * match_size[1] / _area(query_size)))
-        return Relation(RESIZED, None, scale, locally_edited(query, match))
+        scale = float(np.sqrt(_area(match_content) / _area(query_content)))
+        edited = locally_edited(query, match)
+        return _same_content(scale, edited, query_size=query_size, match_size=match_size, **framing)
     refined = refine(query, match, frame)
     if refined is not None:
         frame = refined.frame
     query_in_match, match_in_query = frame.box(), frame.inverse().box()
-    scale = float(np.sqrt(frame.scale[0] * frame.scale[1] * match_size[0] * match_size[1] / _area(query_size)))
+    scale = float(np.sqrt(frame.scale[0] * frame.scale[1] * _area(match_content) / _area(query_content)))
     edited = refined is not None and lowest_block_correlation(query, match, refined) < EDITED_BELOW
     covers_match = _area_of(query_in_match) >= WHOLE_COVERAGE
     covers_query = _area_of(match_in_query) >= WHOLE_COVERAGE
     if covers_match and covers_query:
-        return Relation(RESIZED, None, scale, edited)
+        return _same_content(scale, edited, query_size=query_size, match_size=match_size, **framing)
     if covers_query:
-        return Relation(CONTAINS, _pixels(query_in_match, match_size), scale, edited)
+        return Relation(CONTAINS, _pixels(_in_image(query_in_match, match_borders), match_size), scale, edited)
     if covers_match:
         x, y, width, height = match_in_query
         box = (1 - x - width, y, width, height) if mirrored else match_in_query
-        return Relation(CROP, _pixels(box, query_size), scale, edited)
+        return Relation(CROP, _pixels(_in_image(box, query_borders), query_size), scale, edited)
     return Relation(OVERLAP, None, scale, edited)
+
+
+def _same_content(
+    scale: float, edited: bool, *, query_size: tuple[int, int], match_size: tuple[int, int],
+    query_borders: Borders, match_borders: Borders,
+) -> Relation:  # fmt: skip
+    """The Relation of two images showing the same content: ``resized``, unless only one has borders."""
+    query_framed = _area_of(query_borders.box) < WHOLE_COVERAGE
+    match_framed = _area_of(match_borders.box) < WHOLE_COVERAGE
+    if match_framed and not query_framed:
+        return Relation(CONTAINS, _pixels(match_borders.box, match_size), scale, edited)
+    if query_framed and not match_framed:
+        return Relation(CROP, _pixels(query_borders.box, query_size), scale, edited)
+    return Relation(RESIZED, None, scale, edited)
+
+
+def _in_image(box: tuple[float, float, float, float], borders: Borders) -> tuple[float, float, float, float]:
+    """A box given in fractions of an image's content (inside ``borders``), in fractions of the whole image."""
+    x, y, width, height = box
+    left, top, content_width, content_height = borders.box
+    return left + x * content_width, top + y * content_height, width * content_width, height * content_height
 
 
 @dataclass(frozen=True)

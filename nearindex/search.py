@@ -17,10 +17,11 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from .borders import NO_BORDERS, Borders, shows_bars
 from .catalog import StoredContent
 from .colour import Colour
 from .database import Database
-from .features import Description, corners_left_out, mirrored_vectors
+from .features import Description, corners_left_out, mirrored_vectors, window_vectors
 from .intake import FileDescription, describe_file
 from .placement import Frame
 from .planes import Prepared, prepare
@@ -56,6 +57,10 @@ RERANK_FACTOR = 24
 #: corpus (the verification half of ``scripts/evaluate.py``) a lead of 0.05 found every true
 #: pair the old rule found, flips included, in 15 % less time.
 MIRROR_LEAD = 0.05
+
+#: Where ``score_pair`` cuts a bar out of a thumbnail blurred with it, it leaves out this many
+#: blur sigmas more of the picture's edge, in both images (see ``borders.Borders.joined``).
+BLUR_SEAM = 3.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Side:
         settings: Grid and rescoring size.
         size: (width, height) of the image, in pixels.
         colour: Its colours (hues), when kept (images with little detail).
+        borders: The uniform borders left out of its thumbnail and vectors.
     """
 
     def __init__(
@@ -119,12 +125,32 @@ class Side:
         settings: Settings,
         size: tuple[int, int],
         colour: Colour | None = None,
+        borders: Borders = NO_BORDERS,
     ) -> None:
         self.vectors = vectors
         self.thumbnail = thumbnail
         self.size = size
         self.colour = colour
+        self.borders = borders
         self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        """The settings it was described and is scored with."""
+        return self._settings
+
+    def shows(self, borders: Borders) -> bool:
+        """True when the bars of ``borders`` (at least its own) show in this image (``borders.shows_bars``)."""
+        blur = round(BLUR_SEAM * self._settings.blur_fraction * self._settings.thumb_side)
+        return shows_bars(self.thumbnail, self.borders, borders, blur=blur)
+
+    def trimmed_to(self, borders: Borders) -> Side:
+        """This image with ``borders`` (as deep as its own at least) left out of its thumbnail and vectors."""
+        thumbnail = np.ascontiguousarray(borders.cut_after(self.borders).trim(self.thumbnail))
+        vectors = window_vectors(
+            thumbnail.astype(np.float32), grid=self._settings.grid, ranked=self._settings.ranked_cells
+        )
+        return Side(vectors, thumbnail, self._settings, self.size, self.colour, borders)
 
     @classmethod
     def of(cls, described: FileDescription, settings: Settings) -> Side:
@@ -134,7 +160,7 @@ class Side:
     @classmethod
     def of_description(cls, description: Description, settings: Settings, size: tuple[int, int]) -> Side:
         """The Side of an image described in memory, ``size`` (width, height) pixels."""
-        return cls(description.vectors, description.thumbnail, settings, size, description.colour)
+        return cls(description.vectors, description.thumbnail, settings, size, description.colour, description.borders)
 
     @cached_property
     def prepared(self) -> Prepared:
@@ -178,21 +204,46 @@ class PairScore:
         coarse: Best window-vector inner product, -1..1.
         mirrored: The first image matched flipped left to right.
         frame: Where the first image (so oriented) lies in the second, if placed.
+        sides: The two images as compared, when both were trimmed to the
+            same borders (``score_pair``); ``frame`` places these.
     """
 
     score: float
     coarse: float
     mirrored: bool
     frame: Frame | None
+    sides: tuple[Side, Side] | None = None
 
 
 def score_pair(query: Side, stored: Side) -> PairScore:
     """Rescore two images in both orientations of the first.
 
+    When one has a border the other lacks and yet shows (an edit covered part
+    of a letterbox's bar, turned it, or clipped a sky into a flat band), they
+    are compared a second time with both trimmed to the deeper borders at each
+    edge, and the better score counts: a smooth picture is compared as a
+    whole, and a bar on one side only costs it as much as the picture. An
+    unrelated picture shows no such bar; trimmed alike, two smooth pictures
+    would correlate better by chance.
+
     Returns:
         The better orientation's PairScore; the mirrored one is only
         rescored when its coarse correlation is clearly higher (``MIRROR_LEAD``).
     """
+    best = _score_oriented(query, stored)
+    if not query.borders.differs_from(stored.borders):
+        return best
+    deeper = query.borders.joined(stored.borders)
+    if not (query.shows(deeper) and stored.shows(deeper)):
+        return best
+    joined = query.borders.joined(stored.borders, seam=BLUR_SEAM * query.settings.blur_fraction)
+    sides = (query.trimmed_to(joined), stored.trimmed_to(joined))
+    trimmed = _score_oriented(*sides)
+    return replace(trimmed, sides=sides) if trimmed.score > best.score else best
+
+
+def _score_oriented(query: Side, stored: Side) -> PairScore:
+    """``score_pair`` without trimming the two alike."""
     coarse = best_inner_product(query.vectors, stored.vectors)
     direct = rescore(query.prepared, stored.prepared, coarse=coarse)
     best = PairScore(direct.score, coarse, False, direct.frame)
@@ -208,10 +259,12 @@ def relation_of(query: Side, stored: Side, pair: PairScore, threshold: float) ->
     """How ``stored`` relates to ``query``, given their PairScore (``similar`` below ``threshold``)."""
     if pair.score < threshold or pair.frame is None:
         return UNCLAIMED
+    query, stored = pair.sides or (query, stored)
     prepared = query.prepared_mirrored if pair.mirrored else query.prepared
     return relate(
-        prepared, stored.prepared, pair.frame, query_size=query.size, match_size=stored.size, mirrored=pair.mirrored
-    )
+        prepared, stored.prepared, pair.frame, query_size=query.size, match_size=stored.size,
+        mirrored=pair.mirrored, query_borders=query.borders, match_borders=stored.borders,
+    )  # fmt: skip
 
 
 def describe_query(path: str | os.PathLike[str], settings: Settings = DEFAULT_SETTINGS) -> FileDescription:
@@ -424,7 +477,9 @@ def _rescore_candidates(
 def _stored_side(database: Database, content: StoredContent) -> Side:
     vectors = np.frombuffer(content.descriptor, np.float32).reshape(-1, database.settings.dimension)
     colour = Colour.from_stored(content.colour)
-    return Side(vectors, database.thumbnail(content), database.settings, (content.width, content.height), colour)
+    borders = Borders(content.border_left, content.border_top, content.border_right, content.border_bottom)
+    size = (content.width, content.height)
+    return Side(vectors, database.thumbnail(content), database.settings, size, colour, borders)
 
 
 #: Loaded images a ``PairScorer`` keeps. With its turned versions and the templates resized

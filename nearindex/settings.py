@@ -46,11 +46,11 @@ class Settings:
         duplicate_threshold: Rescored score at or above which two images are
             called duplicates. Calibrated with ``scripts/evaluate.py`` on the
             public corpus: 0.1 % of 19,979 random pairs of different photos
-            and figures score 0.852 or more (0.055 % reach 0.87), while 99.7 %
+            and figures score 0.851 or more (0.055 % reach 0.87), while 99.7 %
             of 1,919 generated edits of the photos (crops, captions,
             re-encodes, flips, borders, rotations...) do. On a collection of
             smooth gradients and soft colour fields (``scripts/smooth_collection.py``)
-            2.2 % of unrelated pairs reach it: ``nearindex calibrate`` measures it
+            0.7 % of unrelated pairs reach it: ``nearindex calibrate`` measures it
             on a collection of one's own.
         candidates: Minimum number of vector-index candidates a query rescores.
         ranked_cells: Descriptor cells are replaced by their ranks before
@@ -60,6 +60,9 @@ class Settings:
             0.86 of local pastes (0.995 instead of 0.985 of all edits), and
             the top 0.1 % of unrelated pairs fell from 0.929 to 0.914.
             Databases made before it existed keep plain cells.
+        trim_borders: Images are described without their uniform borders
+            (letterbox and frame bars, ``borders``). Databases made before
+            it existed describe whole images.
     """
 
     grid: int = 16
@@ -70,6 +73,7 @@ class Settings:
     duplicate_threshold: float = 0.87
     candidates: int = 30
     ranked_cells: bool = True
+    trim_borders: bool = True
 
     @property
     def dimension(self) -> int:

@@ -767,7 +767,7 @@ def describe_corpus(corpus: Path, count: int) -> list[Side]:
 
 def fresh(side: Side) -> Side:
     """The same image with nothing prepared yet (as ``query`` loads a stored side for every candidate)."""
-    return Side(side.vectors, side.thumbnail, DEFAULT_SETTINGS, side.size, side.colour)
+    return Side(side.vectors, side.thumbnail, DEFAULT_SETTINGS, side.size, side.colour, side.borders)
 
 
 def rescore_costs(sides: list[Side], queries: int = 10, stored: int = 30) -> dict[str, float]:

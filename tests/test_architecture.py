@@ -37,6 +37,7 @@ LAYERS = {
         "placement",
         "rescore",
         "smooth",
+        "borders",
         "colour",
         "exclusion",
         "relation",

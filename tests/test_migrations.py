@@ -40,7 +40,9 @@ from tests.conftest import new_content
 
 REPO = Path(__file__).resolve().parents[1]
 REVISION_ID = re.compile(r"^(\d{4})_[a-z0-9_]+$")
-SHIPPED = ("env.py", "script.py.mako", "versions/0001_initial.py", "versions/0002_colour.py")
+SHIPPED = (
+    "env.py", "script.py.mako", "versions/0001_initial.py", "versions/0002_colour.py", "versions/0003_borders.py"
+)  # fmt: skip
 
 
 def scripts() -> ScriptDirectory:
@@ -373,3 +375,21 @@ def test_contents_stored_before_colours_have_none_and_new_smooth_ones_get_theirs
         colours = [row[0] for row in connection.execute("SELECT colour FROM contents")]
     assert len(colours) == stored_before + 1
     assert sum(colour is None for colour in colours) == stored_before
+
+
+def test_a_database_made_before_borders_keeps_describing_whole_images(tmp_path: Path) -> None:
+    """Its stored contents were described with their borders: so are new ones, and queries (``trim_borders``)."""
+    old, new, folder = tmp_path / "old-db", tmp_path / "new-db", tmp_path / "boxed"
+    shutil.copytree(FIXTURE, old)
+    folder.mkdir()
+    synthetic.write_image(folder / "boxed.png", synthetic.add_border(synthetic.make_scene(2), fraction=0.15))
+    found = {}
+    for directory in (old, new):
+        with nearindex.open(directory) as db:
+            assert not db.add(folder, workers=0).failed
+        with contextlib.closing(sqlite3.connect(directory / CATALOG_NAME)) as connection:
+            setting = connection.execute("SELECT value FROM state WHERE key = 'settings.trim_borders'").fetchall()
+            tops = [row[0] for row in connection.execute("SELECT border_top FROM contents")]
+        found[directory] = (setting, len(tops), max(tops))
+    assert found[old] == ([], 13, 0.0)
+    assert found[new][:2] == ([("True",)], 1) and found[new][2] > 0.1

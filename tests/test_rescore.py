@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from nearindex.features import describe
 from nearindex.placement import template_scales
 from nearindex.planes import Prepared, prepare
 from nearindex.rescore import EXCLUSION_PENALTY, ROTATIONS, rescore
-from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.settings import DEFAULT_SETTINGS, Settings
 from nearindex.smooth import LOW_DETAIL, SAME_FRAMING, is_smooth, smooth_score
 
 TOLERATED_EDITS = (
@@ -23,8 +25,8 @@ TOLERATED_EDITS = (
 )  # fmt: skip
 
 
-def prepared(bgr: np.ndarray) -> tuple[Prepared, np.ndarray]:
-    description = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255)
+def prepared(bgr: np.ndarray, settings: Settings = DEFAULT_SETTINGS) -> tuple[Prepared, np.ndarray]:
+    description = describe(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255, settings=settings)
     return prepare(description.thumbnail), description.descriptor
 
 
@@ -268,8 +270,11 @@ def lone_object(seed: int, side: int) -> np.ndarray:
 
 @pytest.mark.parametrize("side", [60, 160])
 def test_the_flat_part_of_a_mostly_flat_thumbnail_stays_flat_when_evened(side: int) -> None:
-    """Where most of a thumbnail is flat, its median is rounding noise: evening must not make a sign map of it."""
-    thumbnail, _ = prepared(lone_object(7, side))
+    """Where most of a thumbnail is flat, its median is rounding noise: evening must not make a sign map of it.
+
+    (Described whole: the page's margins around a rectangular scene are a frame, ``borders``.)
+    """
+    thumbnail, _ = prepared(lone_object(7, side), replace(DEFAULT_SETTINGS, trim_borders=False))
     assert float(np.median(np.abs(thumbnail.bandpass))) < 0.1
     evened = np.abs(thumbnail.evened)
     height, width = evened.shape

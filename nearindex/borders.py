@@ -16,8 +16,8 @@ of the outermost one within ``TOLERANCE`` in nearly all its pixels, at least
 their width (``COVERED``): the edge of a picture, not a caption's text, a
 line drawing's white margin or a gradient fading into a flat colour. Across a
 frame's side bars, once found, a bar is judged between them; a frame of one
-colour all round is found only where its bars are narrow enough (about a
-tenth of the side, less where the picture's edge has the bars' colour) for
+colour all round is found only where its bars are narrow enough (up to about
+15 % of each side, less where the picture's edge has the bars' colour) for
 some bar's inner edge to be mostly picture. An edit can
 still hide a bar (a caption over a pillarbox, a turn) or make one (a contrast
 edit clipping a sky to white): ``search.score_pair`` then compares the two
@@ -106,7 +106,7 @@ class Borders:
         """
         return Borders(
             *(
-                max(mine, theirs) + (seam if abs(mine - theirs) > BORDER_AGREEMENT else 0.0)
+                min(MAX_DEPTH, max(mine, theirs) + (seam if abs(mine - theirs) > BORDER_AGREEMENT else 0.0))
                 for mine, theirs in zip(self._edges, other._edges, strict=True)
             )
         )
@@ -184,6 +184,8 @@ _MIXED_LINES = 3
 HIDDEN_BAR_SHARE = 0.6
 #: ... within this many grey levels of its outermost line's colour, in a stretched, blurred thumbnail.
 HIDDEN_BAR_TOLERANCE = 8
+#: Fewest lines of a band ``shows_bars`` judges (when the bar is that deep).
+_JUDGED_LINES = 3
 
 
 def shows_bars(thumbnail: npt.NDArray[np.uint8], own: Borders, deeper: Borders, *, blur: int) -> bool:
@@ -207,7 +209,9 @@ def shows_bars(thumbnail: npt.NDArray[np.uint8], own: Borders, deeper: Borders, 
     edges = {"left": thumbnail.T, "top": thumbnail, "right": thumbnail[:, ::-1].T, "bottom": thumbnail[::-1]}
     for side, lines in edges.items():
         depth = getattr(cut, side)
-        if depth > BORDER_AGREEMENT and not _one_colour(lines[: max(1, round(depth * len(lines)) - blur)]):
+        deep = round(depth * len(lines))
+        # At least a few lines, even where the blur allowance leaves fewer: one line is one colour by itself.
+        if depth > BORDER_AGREEMENT and not _one_colour(lines[: max(min(_JUDGED_LINES, deep), deep - blur)]):
             return False
     return True
 

@@ -303,16 +303,17 @@ def _oldest_mtimes(database: Database) -> dict[int, int]:
 def _edited_members(members: list[int], scorer: PairScorer, threshold: float, first_seen: dict[int, int]) -> list[int]:
     """Members whose relation to the group's reference says ``edited`` (an ECC alignment each).
 
-    The reference is the member with the most pixels inside its borders
-    and, among equals, the oldest file: an edit rarely adds pixels (but a
-    letterbox's bars) and usually comes later.
+    The reference is the member with the most pixels and, among equals, the
+    oldest file: an edit rarely adds pixels and usually comes later. (Pixels
+    inside the borders would prefer a picture to its letterboxed copy, but
+    also a caption over a bar, which hides the bar, to the picture: every
+    other member would then be marked edited.)
     """
     if len(members) > CHAIN_SPLIT_LIMIT:
         return []
 
     def rank(cid: int) -> tuple[int, int, int]:
-        side = scorer.side(cid)
-        width, height = side.borders.content_size(side.size)
+        width, height = scorer.side(cid).size
         return width * height, -first_seen.get(cid, 0), -cid
 
     largest = max(members, key=rank)

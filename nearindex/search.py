@@ -59,7 +59,8 @@ RERANK_FACTOR = 24
 MIRROR_LEAD = 0.05
 
 #: Where ``score_pair`` cuts a bar out of a thumbnail blurred with it, it leaves out this many
-#: blur sigmas more of the picture's edge, in both images (see ``borders.Borders.joined``).
+#: blur sigmas (the blur's sigma is a fraction of the long side; here, of the side across the
+#: bar) more of the picture's edge, in both images (see ``borders.Borders.joined``).
 BLUR_SEAM = 3.0
 
 
@@ -144,13 +145,17 @@ class Side:
         blur = round(BLUR_SEAM * self._settings.blur_fraction * self._settings.thumb_side)
         return shows_bars(self.thumbnail, self.borders, borders, blur=blur)
 
-    def trimmed_to(self, borders: Borders) -> Side:
-        """This image with ``borders`` (as deep as its own at least) left out of its thumbnail and vectors."""
+    def trimmed_to(self, borders: Borders, *, reported: Borders) -> Side:
+        """This image with ``borders`` (as deep as its own at least) left out of its thumbnail and vectors.
+
+        Its relations give ``reported`` as its borders: the bars alone, not
+        the seam cut with them (``score_pair``).
+        """
         thumbnail = np.ascontiguousarray(borders.cut_after(self.borders).trim(self.thumbnail))
         vectors = window_vectors(
             thumbnail.astype(np.float32), grid=self._settings.grid, ranked=self._settings.ranked_cells
         )
-        return Side(vectors, thumbnail, self._settings, self.size, self.colour, borders)
+        return Side(vectors, thumbnail, self._settings, self.size, self.colour, reported)
 
     @classmethod
     def of(cls, described: FileDescription, settings: Settings) -> Side:
@@ -237,7 +242,7 @@ def score_pair(query: Side, stored: Side) -> PairScore:
     if not (query.shows(deeper) and stored.shows(deeper)):
         return best
     joined = query.borders.joined(stored.borders, seam=BLUR_SEAM * query.settings.blur_fraction)
-    sides = (query.trimmed_to(joined), stored.trimmed_to(joined))
+    sides = (query.trimmed_to(joined, reported=deeper), stored.trimmed_to(joined, reported=deeper))
     trimmed = _score_oriented(*sides)
     return replace(trimmed, sides=sides) if trimmed.score > best.score else best
 

@@ -15,7 +15,7 @@ from nearindex.borders import MAX_DEPTH, NO_BORDERS, SEARCH_SIDE, Borders, find_
 from nearindex.colour import colour_of, colours_differ
 from nearindex.features import describe
 from nearindex.intake import describe_content, describe_image
-from nearindex.search import Side, score_pair
+from nearindex.search import Side, relation_of, score_pair
 from nearindex.settings import DEFAULT_SETTINGS
 
 #: One pixel at the size borders are looked for, as a fraction of a 640 px side (and a little more).
@@ -265,3 +265,21 @@ def test_a_bar_covered_in_part_shows_and_a_picture_shows_none(seed: int) -> None
     for other in (synthetic.make_soft(seed + 10), synthetic.make_gradient(seed), synthetic.make_scene(seed)):
         unrelated = describe_image(other)
         assert not shows_bars(unrelated.thumbnail, unrelated.borders, bars, blur=8)
+
+
+def test_a_pair_compared_again_trimmed_alike_relates_in_its_own_pixels() -> None:
+    """A watermark on a letterbox's bottom bar hides it; the crop's box is still where the picture is."""
+    boxed = synthetic.add_border(synthetic.make_scene(5), fraction=0.12)  # picture rows 58..538
+    cropped = synthetic.add_watermark(boxed)[:, 80:560]
+    whole, crop = boxed_side(boxed), boxed_side(cropped)
+    assert whole.borders.bottom > 0 and crop.borders.bottom == 0
+    pair = score_pair(whole, crop)
+    relation = relation_of(whole, crop, pair, DEFAULT_SETTINGS.duplicate_threshold)
+    assert pair.sides is not None and relation.kind == "crop"
+    assert relation.box is not None and np.abs(np.subtract(relation.box, (80, 58, 480, 480))).max() <= 4
+
+
+def test_joined_borders_always_leave_a_tenth_of_each_side() -> None:
+    deep = Borders(top=MAX_DEPTH, bottom=MAX_DEPTH, left=0.3, right=0.0)
+    joined = deep.joined(NO_BORDERS, seam=0.06)
+    assert min(joined.box[2:]) >= 1 - 2 * MAX_DEPTH - 1e-9

@@ -140,14 +140,14 @@ def groups_json(groups: Sequence[DuplicateGroup]) -> dict[str, Any]:
 
 def info_text(info: Info) -> str:
     """Database info as labelled lines."""
-    borders = f"left out ({info.bordered} contents had some)" if info.trim_borders else "kept (an older database)"
+    borders = f"left out (contents that had some: {info.bordered})" if info.trim_borders else "kept (an older database)"
     rows = [
         ("database", info.directory), ("images", info.images), ("contents", info.contents),
         ("flat", info.flat), ("failed", info.failed), ("vectors", info.vectors), ("index", info.index_kind),
         ("generation", info.generation), ("schema", info.schema), ("catalog bytes", info.catalog_bytes),
         ("index bytes", info.index_bytes), ("bytes/image", f"index {info.index_bytes_per_image:,.0f}, "
         f"catalog {info.catalog_bytes_per_image:,.0f}"),
-        ("colours", f"kept by {info.coloured} contents (those with little detail)"),
+        ("colours", f"contents keeping theirs: {info.coloured} (those with little detail)"),
         ("borders", borders),
         ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
         ("threshold", f"{info.duplicate_threshold:.4f} ({'calibrated here' if info.calibrated else 'default'})"),

@@ -55,6 +55,7 @@ INNER_DEPTH = 0.01
 MAX_DEPTH = 0.45
 
 Image = TypeVar("Image", npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32])
+Lines = TypeVar("Lines", npt.NDArray[np.uint8], npt.NDArray[np.float32])
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,7 @@ def find_borders(gray: npt.NDArray[np.floating]) -> Borders:
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     small = _shrunk(gray)
-    # Each edge's lines, the outermost first, as rows.
-    edges = {"left": small.T, "top": small, "right": small[:, ::-1].T, "bottom": small[::-1]}
+    edges = _lines_by_edge(small)
     runs = {side: _uniform_run(lines) for side, lines in edges.items()}
     depths = {side: _depth(edges[side], *runs[side]) for side in edges}
     # A frame's top bar ends on the picture in its middle and on the side bars at its ends (which
@@ -180,7 +180,7 @@ _MIXED_LINES = 3
 
 
 #: A bar that an edit covered in part (a caption band over a pillarbox, a turn) still fills this share
-#: of each of its lines ...
+#: of its band ...
 HIDDEN_BAR_SHARE = 0.6
 #: ... within this many grey levels of its outermost line's colour, in a stretched, blurred thumbnail.
 HIDDEN_BAR_TOLERANCE = 8
@@ -206,14 +206,18 @@ def shows_bars(thumbnail: npt.NDArray[np.uint8], own: Borders, deeper: Borders, 
         True when every edge where ``deeper`` goes deeper than ``own`` holds such a band.
     """
     cut = deeper.cut_after(own)
-    edges = {"left": thumbnail.T, "top": thumbnail, "right": thumbnail[:, ::-1].T, "bottom": thumbnail[::-1]}
-    for side, lines in edges.items():
+    for side, lines in _lines_by_edge(thumbnail).items():
         depth = getattr(cut, side)
         deep = round(depth * len(lines))
         # At least a few lines, even where the blur allowance leaves fewer: one line is one colour by itself.
         if depth > BORDER_AGREEMENT and not _one_colour(lines[: max(min(_JUDGED_LINES, deep), deep - blur)]):
             return False
     return True
+
+
+def _lines_by_edge(image: Lines) -> dict[str, Lines]:
+    """Each edge's lines (rows or columns) as rows, the outermost first."""
+    return {"left": image.T, "top": image, "right": image[:, ::-1].T, "bottom": image[::-1]}
 
 
 def _one_colour(lines: npt.NDArray[np.uint8]) -> bool:
@@ -224,11 +228,11 @@ def _one_colour(lines: npt.NDArray[np.uint8]) -> bool:
 def _shrunk(gray: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     height, width = gray.shape
     ratio = SEARCH_SIDE / max(height, width)
-    image = np.nan_to_num(gray.astype(np.float32, copy=False))
-    if ratio >= 1:
-        return image
-    size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    image = gray.astype(np.float32, copy=False)
+    if ratio < 1:
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    return np.nan_to_num(np.asarray(image, np.float32))  # on the small image: no full-size copy
 
 
 def _uniform_run(lines: npt.NDArray[np.float32]) -> tuple[float, int]:

@@ -272,11 +272,14 @@ class _Writer:
 
     def flush(self) -> None:
         """Commit the queued batch (if any) and count it as done."""
+        pending = self._pending
         if len(self._batch):
             self._database.write(self._batch, keep_orphans=True)
-            for kind, _path in self._pending:
-                self._tally.counts[kind] += 1
+        # Emptied before counting: a Ctrl-C while counting used to leave the batch queued, so the
+        # final flush wrote it again and counted it twice (a summary of 168 committed for 128 stored).
         self._batch, self._pending = Batch(), []
+        for kind, _path in pending:
+            self._tally.counts[kind] += 1
         self._last_commit = time.monotonic()
 
     def _take_failure(self, failure: Failed) -> None:

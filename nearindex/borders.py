@@ -155,9 +155,36 @@ def find_borders(gray: npt.NDArray[np.floating]) -> Borders:
     Raises:
         ValueError: If ``gray`` is not a non-empty 2-D array.
     """
+    return borders_in(search_image(gray))
+
+
+def search_image(gray: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """A grayscale image as borders are looked for in it: shrunk to ``SEARCH_SIDE`` (``INTER_AREA``), NaN as 0.
+
+    Args:
+        gray: 2-D grayscale image, values 0..1.
+
+    Returns:
+        float32 image whose long side is at most ``SEARCH_SIDE`` (the image
+        itself, as float32, when it is no larger).
+
+    Raises:
+        ValueError: If ``gray`` is not a non-empty 2-D array.
+    """
     if gray.ndim != 2 or gray.size == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
-    small = _shrunk(gray)
+    height, width = gray.shape
+    ratio = SEARCH_SIDE / max(height, width)
+    image = gray.astype(np.float32, copy=False)
+    if ratio < 1:
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    image = np.asarray(image, np.float32)
+    return image if np.isfinite(image).all() else np.nan_to_num(image)  # on the small image: no full-size copy
+
+
+def borders_in(small: npt.NDArray[np.float32]) -> Borders:
+    """The uniform borders of an image given as its ``search_image`` (``find_borders``)."""
     edges = _lines_by_edge(small)
     runs = {side: _uniform_run(lines) for side, lines in edges.items()}
     depths = {side: _depth(edges[side], *runs[side]) for side in edges}
@@ -225,22 +252,17 @@ def _one_colour(lines: npt.NDArray[np.uint8]) -> bool:
     return float(np.mean(np.abs(lines.astype(np.float32) - colour) <= HIDDEN_BAR_TOLERANCE)) >= HIDDEN_BAR_SHARE
 
 
-def _shrunk(gray: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    height, width = gray.shape
-    ratio = SEARCH_SIDE / max(height, width)
-    image = gray.astype(np.float32, copy=False)
-    if ratio < 1:
-        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
-    return np.nan_to_num(np.asarray(image, np.float32))  # on the small image: no full-size copy
-
-
 def _uniform_run(lines: npt.NDArray[np.float32]) -> tuple[float, int]:
     """The colour of the outermost line and how many lines from it have that colour (``TOLERANCE``)."""
     colour = float(np.median(lines[0]))
     deepest = int(MAX_DEPTH * len(lines))
-    uniform = np.mean(np.abs(lines[: deepest + 1] - colour) <= TOLERANCE, axis=1) >= 1.0 - STRAY_SHARE
-    return colour, int(np.argmin(uniform)) if not uniform.all() else len(uniform)
+    # Most edges end their run within a few lines: the rest (up to ``MAX_DEPTH``) is read only when not.
+    shallow = min(deepest + 1, math.ceil(MIN_DEPTH * len(lines)) + 1)
+    for start, stop in ((0, shallow), (shallow, deepest + 1)):
+        uniform = np.mean(np.abs(lines[start:stop] - colour) <= TOLERANCE, axis=1) >= 1.0 - STRAY_SHARE
+        if not uniform.all():
+            return colour, start + int(np.argmin(uniform))
+    return colour, deepest + 1
 
 
 def _depth(lines: npt.NDArray[np.float32], colour: float, run: int) -> float:

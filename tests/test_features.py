@@ -199,6 +199,18 @@ def test_blurring_after_downscaling_matches_blurring_at_full_size() -> None:
     assert float(np.dot(costly, describe(image).descriptor)) > 0.99
 
 
+def test_the_border_searchs_shrink_gives_the_thumbnail_of_the_full_image() -> None:
+    """Without borders, the thumbnail is made from the 256 px image the border search shrank (one full-size pass)."""
+    whole = replace(DEFAULT_SETTINGS, trim_borders=False)
+    for seed, (width, height) in enumerate([(1600, 1200), (1000, 333), (300, 451), (257, 200), (120, 90)]):
+        image = gray(synthetic.make_scene(seed, width=width, height=height))
+        shared, full = describe(image), describe(image, settings=whole)
+        assert not shared.borders.found
+        assert shared.thumbnail.shape == full.thumbnail.shape
+        assert np.abs(shared.thumbnail.astype(int) - full.thumbnail).max() <= 2, (width, height)
+        assert float(np.dot(shared.descriptor, full.descriptor)) > 0.998, (width, height)
+
+
 def test_thumbnail_keeps_aspect_and_long_side() -> None:
     thumb = blur_thumbnail(np.zeros((300, 1200), np.float32))
     assert thumb.shape == (32, 128)

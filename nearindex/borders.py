@@ -237,7 +237,9 @@ def shows_bars(thumbnail: npt.NDArray[np.uint8], own: Borders, deeper: Borders, 
         depth = getattr(cut, side)
         deep = round(depth * len(lines))
         # At least a few lines, even where the blur allowance leaves fewer: one line is one colour by itself.
-        if depth > BORDER_AGREEMENT and not _one_colour(lines[: max(min(_JUDGED_LINES, deep), deep - blur)]):
+        # (None in a thumbnail a few pixels across, where the bar is under a pixel: nothing to judge.)
+        judged = lines[: max(min(_JUDGED_LINES, deep), deep - blur)]
+        if depth > BORDER_AGREEMENT and len(judged) and not _one_colour(judged):
             return False
     return True
 

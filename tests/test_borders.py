@@ -267,6 +267,15 @@ def test_a_bar_covered_in_part_shows_and_a_picture_shows_none(seed: int) -> None
         assert not shows_bars(unrelated.thumbnail, unrelated.borders, bars, blur=8)
 
 
+def test_a_bar_under_a_pixel_of_a_thin_thumbnail_is_not_judged() -> None:
+    """A thin figure's thumbnail is a few pixels across: a bar of 3 % of it rounds to no line (it raised)."""
+    thin = describe_image(np.ascontiguousarray(synthetic.make_scene(4, width=60, height=640)))
+    assert thin.thumbnail.shape[1] < 20
+    bars = Borders(left=0.03, right=0.03)
+    assert shows_bars(thin.thumbnail, thin.borders, bars, blur=8)
+    assert not shows_bars(thin.thumbnail, thin.borders, Borders(left=0.3), blur=2)
+
+
 def test_a_pair_compared_again_trimmed_alike_relates_in_its_own_pixels() -> None:
     """A watermark on a letterbox's bottom bar hides it; the crop's box is still where the picture is."""
     boxed = synthetic.add_border(synthetic.make_scene(5), fraction=0.12)  # picture rows 58..538

@@ -4,7 +4,7 @@ The rescorer places band-pass thumbnails and correlates them in blocks. A
 smooth image's band-pass is rounding noise, so its placement and its blocks
 are chance: it matches only what correlates with it as a whole at
 ``NEAR_IDENTICAL`` or more, that margin stretched to 0..1. The whole is
-taken unturned or turned back by one of the rescorer's turns
+taken unturned or turned back by one of the rescorer's turns (and half of them)
 (``whole_correlation``), and, against an image with detail in its middle
 (which only a local edit, such as a pasted patch, puts in a smooth picture),
 outside the one region where the two differ most (``correlation_outside_edit``).

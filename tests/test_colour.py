@@ -10,7 +10,18 @@ import pytest
 
 import nearindex
 from nearindex import synthetic
-from nearindex.colour import GREY_CHROMA, HUE_BINS, Colour, colour_of, colours_differ
+from nearindex.colour import (
+    COLOUR_DISTANCE,
+    COLOUR_TIE_WEIGHT,
+    GREY_CHROMA,
+    HUE_BINS,
+    Colour,
+    colour_distance,
+    colour_of,
+    colours_differ,
+    tie_break,
+    tone_distance,
+)
 from nearindex.features import describe
 from nearindex.intake import describe_content, describe_image, load_for_editing
 from nearindex.planes import prepare
@@ -112,8 +123,12 @@ def test_a_stored_colour_reads_back_equal_and_another_layout_reads_as_unknown(
 ) -> None:
     colour = colour_of(smooth_pictures[0])
     stored = colour.to_bytes()
-    rounded = Colour(tuple(np.float32(colour.hues).tolist()), float(np.float32(colour.chroma)))
+    assert colour.tone is not None
+    tone = (float(np.float32(colour.tone[0])), float(np.float32(colour.tone[1])))
+    rounded = Colour(tuple(np.float32(colour.hues).tolist()), float(np.float32(colour.chroma)), tone)
     assert Colour.from_stored(stored) == rounded
+    # Stored before tones were kept: the hues and chroma alone.
+    assert Colour.from_stored(stored[: -2 * 4]) == Colour(rounded.hues, rounded.chroma)
     assert Colour.from_stored(None) is None
     assert Colour.from_stored(np.zeros(3, np.float32).tobytes()) is None  # a development build's mean colour
 
@@ -217,3 +232,68 @@ def test_a_stored_smooth_picture_is_found_by_its_copy_and_not_by_its_twin(
     for group in database.duplicates(workers=0):
         names = {Path(member).name for member in group.paths}
         assert not any({f"picture-{index}.png", f"twin-{index}.png"} <= names for index in range(4)), names
+
+
+def ramp(left: tuple[int, int, int], right: tuple[int, int, int], *, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+    """A linear left-to-right ramp between two BGR colours (its grey is a linear ramp too)."""
+    width, height = size
+    share = np.linspace(0.0, 1.0, width)[None, :, None]
+    colours = np.asarray(left, np.float64) * (1 - share) + np.asarray(right, np.float64) * share
+    return np.ascontiguousarray(np.broadcast_to(np.rint(colours), (height, width, 3)).astype(np.uint8))
+
+
+def test_a_grey_copy_keeps_its_originals_tones_and_colours_stored_before_tones_have_none() -> None:
+    original = ramp((120, 40, 20), (60, 170, 230))
+    kept, other = colour_of(synthetic.to_grayscale(original)), colour_of(ramp((160, 60, 40), (100, 160, 250)))
+    assert colour_distance(kept, colour_of(original)) is None  # grey: no hues to compare
+    first = tone_distance(kept, colour_of(original))
+    assert first is not None and first < 0.01
+    second = tone_distance(kept, other)
+    assert second is not None and second > 0.05
+    assert tie_break(kept, colour_of(original)) < tie_break(kept, other)
+    untoned = Colour(other.hues, other.chroma)
+    assert tone_distance(kept, untoned) is None
+    assert tie_break(colour_of(original), untoned) == pytest.approx(
+        COLOUR_TIE_WEIGHT * colour_distance(colour_of(original), other)
+    )
+
+
+def test_a_copy_ranks_its_own_ramp_above_ramps_of_nearby_colours(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    """Two ramps running the same way correlate 1.0 in grey; the one whose hues and tones the copy keeps comes first."""
+    original = ramp((120, 40, 20), (60, 170, 230))
+    other_hues = [
+        ramp((140, 30, 60), (40, 190, 210)),
+        ramp((160, 60, 40), (100, 160, 250)),
+        ramp((90, 60, 30), (30, 200, 200)),
+    ]
+    other_tones = [
+        ramp((60, 20, 10), (30, 85, 115)),
+        ramp((170, 110, 90), (140, 220, 250)),
+        ramp((120, 40, 20), (40, 110, 150)),
+    ]
+    others = other_hues + other_tones
+    for other in others:
+        distance = colour_distance(colour_of(original), colour_of(other))
+        assert distance is not None and distance < COLOUR_DISTANCE  # not told apart by the colour test
+        assert grey_correlation(original, other) > 0.999
+    assert all(colour_distance(colour_of(original), colour_of(other)) > 0.1 for other in other_hues)  # type: ignore[operator]
+    assert all(tone_distance(colour_of(original), colour_of(other)) > 0.1 for other in other_tones)  # type: ignore[operator]
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    synthetic.write_image(stored / "original.png", original)
+    for index, other in enumerate(others):
+        synthetic.write_image(stored / f"other-{index}.png", other)
+    assert not database.add(stored, workers=0).failed
+    copies = {
+        "half": synthetic.scale(original, factor=0.5),
+        "crop": original[20:340, 30:460],
+        # Grey: no hues to tell, only tones (a ramp of other hues and nearly its grey tones may tie with it).
+        "grey": synthetic.to_grayscale(original),
+    }
+    for kind, copy in copies.items():
+        probe = tmp_path / f"{kind}.jpg"
+        synthetic.write_image(probe, synthetic.jpeg_reencode(np.ascontiguousarray(copy), quality=80))
+        scores = {Path(match.path).name: match.score for match in database.query(probe, k=8)}
+        outranked = range(len(other_hues), len(others)) if kind == "grey" else range(len(others))
+        assert scores["original.png"] > max(scores.get(f"other-{i}.png", 0.0) for i in outranked), kind
+        assert scores["original.png"] >= DEFAULT_SETTINGS.duplicate_threshold, kind

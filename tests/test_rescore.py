@@ -15,7 +15,7 @@ from nearindex import synthetic
 from nearindex.features import describe
 from nearindex.placement import template_scales
 from nearindex.planes import Prepared, prepare
-from nearindex.rescore import EXCLUSION_PENALTY, ROTATIONS, rescore
+from nearindex.rescore import EXCLUSION_PENALTY, ROTATIONS, SMOOTH_TURNS, rescore
 from nearindex.settings import DEFAULT_SETTINGS, Settings
 from nearindex.smooth import LOW_DETAIL, SAME_FRAMING, is_smooth, smooth_score
 
@@ -114,6 +114,18 @@ def test_turning_back_is_what_finds_a_smooth_gradient_turned_8_degrees() -> None
         turned_back = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
         assert turned_back >= DEFAULT_SETTINGS.duplicate_threshold
         assert turned_back > unturned + 0.05
+
+
+def test_half_turns_find_a_smooth_gradient_turned_3_degrees_nearly_whole() -> None:
+    """Unturned or turned by 7 degrees, a 3-degree turn loses what another gradient's angle may not."""
+    for seed in range(6):
+        gradient = synthetic.make_gradient(seed)
+        (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS["rotate3"](gradient))
+        coarse = float(np.dot(va, vb))
+        whole = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
+        halves = smooth_score(original, turned, coarse=coarse, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
+        assert halves > 0.99 and halves > whole
+        assert rescore(original, turned, coarse=coarse).score == pytest.approx(halves)
 
 
 def test_a_patch_pasted_on_a_smooth_gradient_leaves_it_a_copy_of_that_gradient_alone() -> None:

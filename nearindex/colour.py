@@ -77,6 +77,8 @@ COLOUR_TIE_WEIGHT = 0.02
 #: while ramps of other colours tied with it have other ones (0.06-0.49 apart on the smooth
 #: collection's grey copies that ranked another ramp first).
 TONE_TIE_WEIGHT = 0.02
+#: The most a pair loses to ``tie_break``: it ranks ties, it does not judge copies.
+TIE_BREAK_MOST = 0.02
 #: Mean chroma (CIELAB, 0..~130) under which an image counts as grey: a grey copy
 #: has 0, and a scanned or toned grey print a few units, all in one hue.
 GREY_CHROMA = 5.0
@@ -102,9 +104,10 @@ class Colour:
         chroma: Mean of the pixels' chroma sqrt(a*^2 + b*^2): 0 only for a
             grey image (a picture whose colours average out to grey has a
             high one).
-        tone: Mean and standard deviation of its grey (0..1, as
-            ``cv2.COLOR_BGR2GRAY`` makes it), or None for colours stored
-            before tones were kept.
+        tone: Mean and standard deviation of its grey (as
+            ``cv2.COLOR_BGR2GRAY`` makes it), its brightest pixel scaled to
+            1 (so a copy with less gain keeps it), or None for colours
+            stored before tones were kept.
     """
 
     hues: tuple[float, ...]
@@ -157,7 +160,9 @@ def colour_of(image: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> Colour:
     if image.dtype not in (np.uint8, np.float32) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ValueError(f"expected a (height, width, 3) uint8 or float32 image, got {image.dtype} {image.shape}")
     shrunk = shrink_to_long_side(np.asarray(image, np.float32), _SIDE)
-    grey = cv2.cvtColor(shrunk, cv2.COLOR_BGR2GRAY) * np.float32(1 / 255 if image.dtype == np.uint8 else 1)
+    grey = cv2.cvtColor(shrunk, cv2.COLOR_BGR2GRAY)
+    # Relative to its brightest pixel, as the hues are: 12-bit data in a 16-bit file is dark.
+    grey *= np.float32(1 / max(float(grey.max()), 1e-6))
     # Largest channel value to 1 (a new array: the caller's stays as it was). A dark copy, or
     # 12-bit data in a 16-bit file, has its original's hues at a fraction of the chroma, and
     # would count as grey.
@@ -215,16 +220,17 @@ def tie_break(first: Colour | None, second: Colour | None) -> float:
 
     A grey correlation calls every ramp running one way the same picture, to
     the last decimal; of those, the one whose hues (``COLOUR_TIE_WEIGHT``) and
-    grey tones (``TONE_TIE_WEIGHT``) a copy keeps should rank first. Measured
-    on the smooth collection's copies that ranked another ramp first (or tied
-    with it), as much as a copy loses: under 0.01 for hues an edit moved, and
-    about 0.004 for a copy made brighter.
+    grey tones (``TONE_TIE_WEIGHT``) a copy keeps should rank first. A copy
+    whose hues an edit moved loses under 0.01 for them; its tones, under
+    0.01 for the brightness, gamma and contrast edits measured (one stop
+    darker, gain 1.3 + 20, gamma 0.5 and 2). Never more than ``TIE_BREAK_MOST``.
 
     Returns:
-        0 when neither is known.
+        0 when neither is known (an image that keeps no colours, or colours
+        stored before tones were kept for the tones).
     """
     hues, tones = colour_distance(first, second), tone_distance(first, second)
-    return COLOUR_TIE_WEIGHT * (hues or 0.0) + TONE_TIE_WEIGHT * (tones or 0.0)
+    return min(COLOUR_TIE_WEIGHT * (hues or 0.0) + TONE_TIE_WEIGHT * (tones or 0.0), TIE_BREAK_MOST)
 
 
 def colours_differ(first: Colour | None, second: Colour | None) -> bool:

@@ -267,6 +267,8 @@ def describe(gray: npt.NDArray[np.floating], *, settings: Settings = DEFAULT_SET
         The image's Description; ``flat`` is set when the blurred image has
         (almost) no variation, and then the descriptor is all zeros.
     """
+    if gray.ndim == 2 and gray.size and not np.isfinite(gray).all():
+        gray = np.nan_to_num(gray)  # decoders give none; an array from a caller might
     if not settings.trim_borders:
         return _describe_content(gray, settings=settings)
     small = search_image(gray)

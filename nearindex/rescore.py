@@ -100,7 +100,7 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
         directions' robust block correlation at the best placement (0 when
         either image is flat or their colours differ, ``colour.colours_differ``),
         less what hues and tones that differ short of that cost two images that
-        both keep their colours (``colour.tie_break``, under 0.02); and that
+        both keep their colours (``colour.tie_break``, at most 0.02); and that
         placement. When either image is smooth, ``smooth.smooth_score``
         instead, with the same framing.
     """

@@ -15,6 +15,7 @@ from nearindex.colour import (
     COLOUR_TIE_WEIGHT,
     GREY_CHROMA,
     HUE_BINS,
+    TIE_BREAK_MOST,
     Colour,
     colour_distance,
     colour_of,
@@ -251,6 +252,15 @@ def test_a_grey_copy_keeps_its_originals_tones_and_colours_stored_before_tones_h
     second = tone_distance(kept, other)
     assert second is not None and second > 0.05
     assert tie_break(kept, colour_of(original)) < tie_break(kept, other)
+    assert (
+        tie_break(Colour((1.0,) + (0.0,) * 7, 50.0, (0.0, 0.0)), Colour((1.0,) + (0.0,) * 7, 50.0, (1.0, 0.5)))
+        == TIE_BREAK_MOST
+    )
+    # 12-bit samples in a 16-bit PNG decode dark; relative to its brightest pixel, the tone is the same.
+    encoded, data = cv2.imencode(".png", np.rint(original.astype(np.float64) * 4095 / 255).astype(np.uint16))
+    deep = describe_content("deep.png", data.tobytes(), mtime_ns=0).description
+    assert encoded and deep is not None
+    assert tone_distance(deep.colour, colour_of(original)) < 0.01  # type: ignore[operator]
     untoned = Colour(other.hues, other.chroma)
     assert tone_distance(kept, untoned) is None
     assert tie_break(colour_of(original), untoned) == pytest.approx(
@@ -267,7 +277,7 @@ def test_a_copy_ranks_its_own_ramp_above_ramps_of_nearby_colours(database: neari
         ramp((90, 60, 30), (30, 200, 200)),
     ]
     other_tones = [
-        ramp((60, 20, 10), (30, 85, 115)),
+        ramp((150, 90, 70), (60, 170, 230)),
         ramp((170, 110, 90), (140, 220, 250)),
         ramp((120, 40, 20), (40, 110, 150)),
     ]
@@ -290,9 +300,15 @@ def test_a_copy_ranks_its_own_ramp_above_ramps_of_nearby_colours(database: neari
         # Grey: no hues to tell, only tones (a ramp of other hues and nearly its grey tones may tie with it).
         "grey": synthetic.to_grayscale(original),
     }
+    probes = {}
     for kind, copy in copies.items():
-        probe = tmp_path / f"{kind}.jpg"
-        synthetic.write_image(probe, synthetic.jpeg_reencode(np.ascontiguousarray(copy), quality=80))
+        probes[kind] = tmp_path / f"{kind}.jpg"
+        synthetic.write_image(probes[kind], synthetic.jpeg_reencode(np.ascontiguousarray(copy), quality=80))
+    # 12-bit samples in a 16-bit PNG: dark as stored, its original's tones once its brightest is 1.
+    probes["deep"] = tmp_path / "deep.png"
+    deep = np.rint(original.astype(np.float64) * 4095 / 255).astype(np.uint16)
+    assert cv2.imwrite(str(probes["deep"]), deep)
+    for kind, probe in probes.items():
         scores = {Path(match.path).name: match.score for match in database.query(probe, k=8)}
         outranked = range(len(other_hues), len(others)) if kind == "grey" else range(len(others))
         assert scores["original.png"] > max(scores.get(f"other-{i}.png", 0.0) for i in outranked), kind

@@ -211,6 +211,22 @@ def test_the_border_searchs_shrink_gives_the_thumbnail_of_the_full_image() -> No
         assert float(np.dot(shared.descriptor, full.descriptor)) > 0.998, (width, height)
 
 
+def test_not_a_number_describes_as_zero_on_every_path() -> None:
+    image = gray(synthetic.make_scene(2, width=1000, height=700))
+    holed = image.copy()
+    holed[100:140, 200:260] = np.nan
+    zeroed = np.nan_to_num(holed)
+    for chosen in (
+        DEFAULT_SETTINGS,
+        replace(DEFAULT_SETTINGS, thumb_side=512),
+        replace(DEFAULT_SETTINGS, trim_borders=False),
+    ):
+        with_nan, with_zeros = describe(holed, settings=chosen), describe(zeroed, settings=chosen)
+        assert np.array_equal(with_nan.thumbnail, with_zeros.thumbnail)
+        assert np.array_equal(with_nan.vectors, with_zeros.vectors)
+        assert not with_nan.flat
+
+
 def test_thumbnail_keeps_aspect_and_long_side() -> None:
     thumb = blur_thumbnail(np.zeros((300, 1200), np.float32))
     assert thumb.shape == (32, 128)

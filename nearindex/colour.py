@@ -160,9 +160,9 @@ def colour_of(image: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> Colour:
     if image.dtype not in (np.uint8, np.float32) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ValueError(f"expected a (height, width, 3) uint8 or float32 image, got {image.dtype} {image.shape}")
     shrunk = shrink_to_long_side(np.asarray(image, np.float32), _SIDE)
-    grey = cv2.cvtColor(shrunk, cv2.COLOR_BGR2GRAY)
+    grey = np.asarray(cv2.cvtColor(shrunk, cv2.COLOR_BGR2GRAY), np.float32)
     # Relative to its brightest pixel, as the hues are: 12-bit data in a 16-bit file is dark.
-    grey *= np.float32(1 / max(float(grey.max()), 1e-6))
+    grey = grey * np.float32(1 / max(float(grey.max()), 1e-6))
     # Largest channel value to 1 (a new array: the caller's stays as it was). A dark copy, or
     # 12-bit data in a 16-bit file, has its original's hues at a fraction of the chroma, and
     # would count as grey.

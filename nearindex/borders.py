@@ -179,7 +179,6 @@ def search_image(gray: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     if ratio < 1:
         size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
         image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
-    image = np.asarray(image, np.float32)
     return image if np.isfinite(image).all() else np.nan_to_num(image)  # on the small image: no full-size copy
 
 

@@ -221,9 +221,10 @@ def tie_break(first: Colour | None, second: Colour | None) -> float:
     A grey correlation calls every ramp running one way the same picture, to
     the last decimal; of those, the one whose hues (``COLOUR_TIE_WEIGHT``) and
     grey tones (``TONE_TIE_WEIGHT``) a copy keeps should rank first. A copy
-    whose hues an edit moved loses under 0.01 for them; its tones, under
-    0.01 for the brightness, gamma and contrast edits measured (one stop
-    darker, gain 1.3 + 20, gamma 0.5 and 2). Never more than ``TIE_BREAK_MOST``.
+    whose hues an edit moved loses under 0.01 for them; for hues and tones
+    together, over 40 generated smooth pictures, a copy one stop darker lost
+    0.0002 at most, gain 1.3 + 20 0.006, gamma 0.5 0.008 and gamma 2 0.011.
+    Never more than ``TIE_BREAK_MOST``.
 
     Returns:
         0 when neither is known (an image that keeps no colours, or colours

@@ -29,7 +29,7 @@ from .catalog import Batch, BatchResult, Catalog, FailureRecord, FileState, Stor
 from .engine import create_catalog_engine
 from .errors import DatabaseError, DatabaseLockedError
 from .migrate import current_revision, head_revision, upgrade_catalog
-from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
+from .settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS, Settings
 from .vectors import VectorIndex
 
 CATALOG_NAME = "catalog.sqlite3"
@@ -231,11 +231,19 @@ class Database:
         Each stored content has several window vectors, so a content id may
         appear more than once in a row; missing neighbours are -1.
         """
+        scores, content_ids, _windows = self.search_windows(queries, k)
+        return scores, content_ids
+
+    def search_windows(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``search``, with the number of the window each neighbour is (-1 where none)."""
         if self._index.size == 0:
             empty = np.zeros((len(queries), 0))
-            return empty.astype(np.float32), empty.astype(np.int64)
+            return empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64)
         scores, ids = self._index.search(queries, k)
-        return scores, np.where(ids >= 0, ids // WINDOW_SLOTS, -1)
+        found = ids >= 0
+        return scores, np.where(found, ids // WINDOW_SLOTS, -1), np.where(found, ids % WINDOW_SLOTS, -1)
 
     def counts(self) -> dict[str, int]:
         """Numbers of images (paths), contents, flat contents and failures."""
@@ -288,7 +296,7 @@ class Database:
             result = apply()
         if result.generation != self._generation:
             self._index_dirty = True
-            removed = np.asarray(result.removed_ids, np.int64)[:, None] * WINDOW_SLOTS + np.arange(len(WINDOWS))
+            removed = np.asarray(result.removed_ids, np.int64)[:, None] * WINDOW_SLOTS + np.arange(WINDOW_COUNT)
             self._index.remove(removed.ravel())
             gone = set(result.removed_ids)  # a content can come and go in one batch (a path listed twice)
             added = [
@@ -421,7 +429,7 @@ class Database:
         bad: list[int] = []
         for rows in self._catalog.iter_descriptors():
             for cid, blob in rows:
-                if len(blob) != self._descriptor_bytes():
+                if not self._well_formed(blob):
                     bad.append(cid)
                     continue
                 expected.update(self._vectors_of(cid, blob)[0].tolist())
@@ -496,7 +504,7 @@ class Database:
     def _rebuild_index(self, kind: str | None = None) -> None:
         """A new index of every stored vector; flat or compressed by their number unless ``kind`` says."""
         counts = self._catalog.counts()
-        estimate = len(WINDOWS) * (counts["contents"] - counts["flat"])
+        estimate = WINDOW_COUNT * (counts["contents"] - counts["flat"])
         if (kind or vectors.choose_index_kind(estimate)) == "compressed":
             sample = self._training_sample(estimate)
             lists = vectors.list_count(estimate)
@@ -504,7 +512,7 @@ class Database:
         else:
             self._index = VectorIndex.empty(self.settings.dimension)
         for rows in self._catalog.iter_descriptors():
-            self._add_vectors([(cid, blob) for cid, blob in rows if len(blob) == self._descriptor_bytes()])
+            self._add_vectors([(cid, blob) for cid, blob in rows if self._well_formed(blob)])
         self._index_dirty = True
         self._index_stale = False
 
@@ -516,17 +524,18 @@ class Database:
             self._vectors_of(cid, blob)[1]
             for rows in self._catalog.iter_descriptors()
             for number, (cid, blob) in enumerate(rows)
-            if number % step == 0 and len(blob) == self._descriptor_bytes()
+            if number % step == 0 and self._well_formed(blob)
         ]
         dimension = self.settings.dimension
         return np.ascontiguousarray(np.concatenate(picked) if picked else np.zeros((0, dimension), np.float32))
 
-    def _descriptor_bytes(self) -> int:
-        return len(WINDOWS) * self.settings.dimension * 4
+    def _well_formed(self, blob: bytes) -> bool:
+        """True for a descriptor of ``WINDOW_COUNT`` vectors, or of ``WINDOWS`` alone (stored by earlier releases)."""
+        return len(blob) in {rows * self.settings.dimension * 4 for rows in (WINDOW_COUNT, len(WINDOWS))}
 
     def _vectors_of(self, content_id: int, blob: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """A content's non-zero window vectors and their index ids."""
-        matrix = np.frombuffer(blob, np.float32).reshape(len(WINDOWS), self.settings.dimension)
+        matrix = np.frombuffer(blob, np.float32).reshape(-1, self.settings.dimension)
         rows = np.flatnonzero(np.abs(matrix).sum(axis=1) > 0)
         return content_id * WINDOW_SLOTS + rows.astype(np.int64), matrix[rows]
 

@@ -27,7 +27,7 @@ from .placement import Frame
 from .planes import Prepared, prepare
 from .relation import EXACT, UNCLAIMED, Relation, relate
 from .rescore import rescore
-from .settings import DEFAULT_SETTINGS, Settings
+from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
 
 #: Besides the best candidates overall, a query rescores the best few of each window vector.
 #: On the public corpus this put the original among the candidates for 0.98 instead of
@@ -195,9 +195,26 @@ def _decoded(described: FileDescription) -> Description:
 
 
 def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
-    """Largest inner product between any window vector of two images, without BLAS."""
+    """Largest inner product between window vectors of two images, without BLAS.
+
+    A strip (``STRIPS``, the rows after ``WINDOWS``) stands for the whole of
+    an image of another shape, so it meets the other's whole-image vector
+    only: strips met with windows would give unrelated pairs more chances.
+    """
     products = (first[:, None, :].astype(np.float64) * second[None, :, :]).sum(axis=2)
-    return float(products.max())
+    met = windows_meet(np.arange(len(first))[:, None], np.arange(len(second))[None, :])
+    return float(np.where(met, products, -np.inf).max())
+
+
+def windows_meet(first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Whether window number ``first`` of one image may be compared with window ``second`` of another.
+
+    Any pair of ``WINDOWS``, or a strip (``STRIPS``, numbered after them) with
+    the other's whole image (window 0), which it stands for. (Broadcasts.)
+    """
+    windows = len(WINDOWS)
+    met: npt.NDArray[np.bool_] = ((first < windows) & (second < windows)) | (first == 0) | (second == 0)
+    return met
 
 
 @dataclass(frozen=True)
@@ -407,6 +424,9 @@ def exact_ranking(database: Database, side: Side, content_ids: list[int]) -> lis
     queries = np.concatenate([side.vectors, side.mirrored_vectors]).astype(np.float32)
     rows = [np.frombuffer(stored[cid], np.float32).reshape(-1, dimension) for cid in found]
     products = np.concatenate(rows) @ queries.T
+    stored_windows = np.concatenate([np.arange(len(r)) for r in rows])[:, None]
+    query_windows = np.concatenate([np.arange(len(side.vectors)), np.arange(len(side.mirrored_vectors))])[None, :]
+    products[~windows_meet(stored_windows, query_windows)] = -np.inf
     starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
     best = np.maximum.reduceat(products.max(axis=1), starts)
     return [found[i] for i in np.argsort(-best, kind="stable")]
@@ -429,10 +449,12 @@ def best_coarse(
     if edit_leaders:
         searches.append((side.corners_left_out, edit_leaders, False))
     for vectors, leading, own in searches:
-        usable = vectors[np.abs(vectors).sum(axis=1) > 0]
-        if not len(usable):
+        rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
+        if not len(rows):
             continue
-        coarse, ids = database.search(np.ascontiguousarray(usable), neighbours)
+        coarse, ids, windows = database.search_windows(np.ascontiguousarray(vectors[rows]), neighbours)
+        if own:  # the same rule as the pairs' coarse (``best_inner_product``); the corners meet anything
+            ids = np.where(windows_meet(rows[:, None], windows), ids, -1)
         for values, row in zip(coarse, ids, strict=True):
             if leading:
                 leaders.update(_distinct(row, leading))

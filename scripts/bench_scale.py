@@ -8,13 +8,13 @@ chunks of ``CHUNK`` images so that no scale needs all its vectors in memory:
 * an image is a 128x128 field, a sum of the 255 two-dimensional cosines of up to
   15 half-cycles per side, each with a Gaussian weight of spectral power
   ``1 / f**beta`` (``beta`` drawn per image in ``SLOPES``: smooth and detailed
-  images). Each window of ``WINDOWS`` is cut from the field, resized to 16x16
+  images). Each of its windows (``features.window_rectangles``) is cut from the field, resized to 16x16
   (INTER_AREA, as ``features.window_vectors`` does), centred and normalised, so
-  the 8 windows of an image are correlated through the field they share. A
+  the windows of an image are correlated through the field they share. A
   linear model, so a chunk is one matrix product. Cells are not ranked (the
   product's Spearman step is skipped). ``SLOPES`` was fitted to the public
   corpus's descriptors: the realism table printed first compares them (inner
-  products of random pairs, the 8x8-window "coarse" of random pairs, correlation
+  products of random pairs, the window-by-window "coarse" of random pairs, correlation
   of window 0 with the others, variance in the first 32 principal axes);
 * ``COPY_SHARE`` of the images of each chunk are planted near-duplicates of
   another image of the chunk: an *edit* (same field), a *crop* (a rectangle from
@@ -28,7 +28,7 @@ chunks of ``CHUNK`` images so that no scale needs all its vectors in memory:
 * queries are not in the index: *random* queries are fresh images; *near-dup*
   queries are fresh copies (same three edits) of indexed images. The mirrored
   vectors of a synthetic image are exact: each window's grid flipped left-right
-  and the windows permuted into their mirror images (``WINDOWS`` is symmetric).
+  and the windows permuted into their mirror images (they are left-right symmetric).
 
 For each scale (``--sizes``), two indexes are built from the same chunks in one
 pass (generation time excluded): the exact flat index (``VectorIndex.empty``, the
@@ -106,10 +106,10 @@ import numpy as np
 from nearindex import vectors
 from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
-from nearindex.features import corners_left_out
+from nearindex.features import corners_left_out, window_rectangles
 from nearindex.intake import describe_file
 from nearindex.search import EDIT_LEADERS, WINDOW_LEADERS, Side, _distinct, score_pair, shortlist_length, with_leaders
-from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
+from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT
 from nearindex.vectors import VectorIndex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,7 +117,7 @@ from corpus_pairs import DEFAULT_CORPUS, ensure_corpus
 from peers import brute_blur, brute_similarity
 
 SEED = 20261126
-DIMENSION, GRID, WINDOW_COUNT = DEFAULT_SETTINGS.dimension, DEFAULT_SETTINGS.grid, len(WINDOWS)
+DIMENSION, GRID = DEFAULT_SETTINGS.dimension, DEFAULT_SETTINGS.grid
 #: Images generated (and added) at a time: 25,000 x 8 x 1 KB = 200 MB of vectors.
 CHUNK = 25_000
 #: Side of the synthetic field (pixels, like the stored thumbnail) and cosines per side.
@@ -158,7 +158,7 @@ def cosine_basis() -> tuple[np.ndarray, np.ndarray]:
 
 
 def window_operator(basis: np.ndarray, rectangle: tuple[float, float, float, float]) -> np.ndarray:
-    """(k, 8 * 256) matrix: coefficients -> centred window grids of the field cut to ``rectangle``.
+    """(k, WINDOW_COUNT * 256) matrix: coefficients -> centred window grids of the field cut to ``rectangle``.
 
     The cutting and resizing follow ``features.window_vectors`` on the cut field.
     """
@@ -167,7 +167,7 @@ def window_operator(basis: np.ndarray, rectangle: tuple[float, float, float, flo
     cut = basis[:, y0 : round(bottom * FIELD_SIDE), x0 : round(right * FIELD_SIDE)]
     height, width = cut.shape[1:]
     rows = []
-    for w_top, w_bottom, w_left, w_right in WINDOWS:
+    for w_top, w_bottom, w_left, w_right in window_rectangles(height, width):
         wy, wx = round(w_top * height), round(w_left * width)
         window = cut[:, wy : max(round(w_bottom * height), wy + 1), wx : max(round(w_right * width), wx + 1)]
         grids = np.stack([cv2.resize(plane, (GRID, GRID), interpolation=cv2.INTER_AREA).ravel() for plane in window])
@@ -187,12 +187,13 @@ def crop_rectangles(rng: np.random.Generator, count: int) -> list[tuple[float, f
 
 
 def mirror_order() -> list[int]:
-    """For each window, the window that is its mirror image (``WINDOWS`` must be left-right symmetric)."""
+    """For each window, the window that is its mirror image (the windows must be left-right symmetric)."""
     order = []
-    for top, bottom, left, right in WINDOWS:
-        twins = [n for n, w in enumerate(WINDOWS) if np.allclose(w, (top, bottom, 1 - right, 1 - left))]
+    rectangles = window_rectangles(FIELD_SIDE, FIELD_SIDE)  # the strips are centred: alike in every shape
+    for top, bottom, left, right in rectangles:
+        twins = [n for n, w in enumerate(rectangles) if np.allclose(w, (top, bottom, 1 - right, 1 - left))]
         if not twins:
-            raise ValueError(f"window {(top, bottom, left, right)} has no mirror image in WINDOWS")
+            raise ValueError(f"window {(top, bottom, left, right)} has no mirror image among the windows")
         order.append(twins[0])
     return order
 
@@ -1038,7 +1039,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--pair-contents", type=int, help="contents whose duplicates are searched, the rest extrapolated (default all)"
     )
-    parser.add_argument("--flat-max", type=int, default=2_000_000, help="largest scale with a flat index (8 KB/image)")
+    parser.add_argument(
+        "--flat-max", type=int, default=2_000_000, help="largest scale with a flat index (1 KB per vector)"
+    )
     parser.add_argument("--disk-from", type=int, default=5_000_000, help="scales from here save and reload the index")
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()), help="where index files go")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="public corpus (fetched if missing)")

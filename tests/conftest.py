@@ -19,7 +19,7 @@ import pytest
 import nearindex
 from nearindex import synthetic
 from nearindex.catalog import NewContent
-from nearindex.settings import WINDOWS
+from nearindex.settings import WINDOW_COUNT
 
 #: Edits applied to each edited original in the standard collection.
 EDIT_NAMES = ("crop90", "crop75", "half", "jpeg30", "caption", "border", "gamma", "shift")
@@ -102,7 +102,7 @@ def collection(tmp_path: Path, _pristine_collection: Collection) -> Collection:
 def new_content(seed: int, dimension: int, *, flat: bool = False) -> NewContent:
     """A catalog content with random unit window vectors and a small random thumbnail."""
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((len(WINDOWS), dimension)).astype(np.float32)
+    vectors = rng.standard_normal((WINDOW_COUNT, dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return NewContent(
         content_hash=hashlib.sha256(f"content {seed}".encode()).digest(),

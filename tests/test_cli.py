@@ -31,6 +31,7 @@ from typer.testing import CliRunner, Result
 
 from nearindex import synthetic
 from nearindex.cli import app
+from nearindex.settings import WINDOW_COUNT
 
 from .conftest import Collection, write_collection
 
@@ -338,7 +339,8 @@ def test_info_json_counts_images_and_failures(stored: Stored) -> None:
     index_file = next(stored.db.glob("vectors.*.faiss"))
     assert document["index_bytes_per_image"] == index_file.stat().st_size / document["contents"]
     # Eight 256-float window vectors per image, plus FAISS's id map.
-    assert 8 * 256 * 4 <= document["index_bytes_per_image"] < 8 * 256 * 4 + 8 * 8 + 512
+    vectors = WINDOW_COUNT * 256 * 4  # float32 vectors and their int64 ids
+    assert vectors <= document["index_bytes_per_image"] < vectors + WINDOW_COUNT * 8 + 512
 
 
 def test_check_on_a_healthy_database(stored: Stored) -> None:

@@ -30,7 +30,7 @@ import nearindex
 from nearindex import cluster, output, stores, synthetic
 from nearindex.cli import app
 from nearindex.filetree import FoundFile, read_bytes
-from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT
 from nearindex.web import thumbnail_jpeg
 from nearindex.workers import describe_safely
 
@@ -173,7 +173,7 @@ def test_killing_a_worker_mid_run_still_stores_every_image_once(
     client.wait_for_workers(2, timeout=RESTART_TIMEOUT)
     assert killed and killed[0] in before.values() and killed[0] not in worker_pids(client).values()
     assert (report.added, report.failed) == (len(collection.all_files), ())
-    assert info.images == len(collection.all_files) and info.vectors == info.contents * 8
+    assert info.images == len(collection.all_files) and info.vectors == info.contents * WINDOW_COUNT
     assert sorted(catalog_rows(tmp_path / "db")) == sorted(str(p) for p in collection.all_files)
 
 

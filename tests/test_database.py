@@ -21,7 +21,7 @@ from nearindex import DatabaseError, DatabaseLockedError
 from nearindex.catalog import Batch, Catalog, FailureRecord, FileRecord
 from nearindex.database import CATALOG_NAME, WINDOW_SLOTS, Database
 from nearindex.engine import BUSY_TIMEOUT_MS, create_catalog_engine
-from nearindex.settings import WINDOWS
+from nearindex.settings import WINDOW_COUNT
 from nearindex.vectors import VectorIndex, index_file, index_files
 from tests.conftest import Collection, new_content, write_collection
 
@@ -123,7 +123,7 @@ def test_a_new_directory_gets_a_catalog_and_one_index_file(tmp_path: Path, image
     assert (again.images, again.contents, again.vectors, again.generation) == (
         info.images, info.contents, info.vectors, info.generation,
     )  # fmt: skip
-    assert info.images == len(images.all_files) and info.vectors == len(WINDOWS) * (info.contents - info.flat)
+    assert info.images == len(images.all_files) and info.vectors == WINDOW_COUNT * (info.contents - info.flat)
 
 
 def test_an_empty_new_database_has_an_index_file_of_its_generation(db_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_an_index_file_of_an_older_generation_is_rebuilt_from_the_catalog(closed
     shutil.copy2(saved, old_file)  # as if the newer file was never written
 
     with nearindex.open(closed_db) as db:
-        assert db.info().vectors == len(WINDOWS) * len(indexed_ids(closed_db))
+        assert db.info().vectors == WINDOW_COUNT * len(indexed_ids(closed_db))
         assert db.query(sorted(more_images.glob("*.jpg"))[0], k=1)[0].score == 1.0
     assert only_index_file(closed_db) == index_file(closed_db, catalog_generation(closed_db))
     assert ids_of(VectorIndex.load(only_index_file(closed_db))) == indexed_ids(closed_db)

@@ -18,7 +18,7 @@ from nearindex.engine import create_catalog_engine
 from nearindex.errors import UnreadableFileError
 from nearindex.images import read_file_bytes
 from nearindex.intake import stat_after_read
-from nearindex.settings import WINDOWS
+from nearindex.settings import WINDOW_COUNT
 
 from .conftest import Collection
 
@@ -30,7 +30,7 @@ def generation(db_path: Path) -> int:
 def test_add_stores_every_image_of_a_folder(filled: nearindex.NearIndex, collection: Collection) -> None:
     info = filled.info()
     assert info.images == len(collection.all_files)
-    assert info.contents == info.images and info.vectors == len(WINDOWS) * info.contents
+    assert info.contents == info.images and info.vectors == WINDOW_COUNT * info.contents
     assert info.failed == 0
 
 
@@ -103,7 +103,7 @@ def test_remove_forgets_a_folder_and_its_vectors(filled: nearindex.NearIndex, co
     assert report.removed == edited
     info = filled.info()
     assert info.images == len(collection.all_files) - edited
-    assert info.vectors == len(WINDOWS) * info.contents
+    assert info.vectors == WINDOW_COUNT * info.contents
     assert filled.check().ok
 
 
@@ -213,7 +213,7 @@ def test_identical_files_and_a_path_named_twice_store_one_content(
     report = database.add(folder, folder / "a.png", workers=0)
     assert report.added == 2
     info = database.info()
-    assert (info.images, info.contents, info.vectors) == (2, 1, len(WINDOWS))
+    assert (info.images, info.contents, info.vectors) == (2, 1, WINDOW_COUNT)
     assert database.check().ok
 
 

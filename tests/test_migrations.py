@@ -35,7 +35,7 @@ from nearindex.migrate import (
     upgrade_catalog,
 )
 from nearindex.models import Base
-from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS
 from tests.conftest import new_content
 
 REPO = Path(__file__).resolve().parents[1]
@@ -363,13 +363,19 @@ def test_a_database_written_by_the_first_schema_still_opens_with_its_data(tmp_pa
     assert bool(backups) == (head_revision() != "0001_initial")
 
 
-def test_contents_stored_before_colours_have_none_and_new_smooth_ones_get_theirs(tmp_path: Path) -> None:
+def _old_database_and(tmp_path: Path, name: str, image: synthetic.Image) -> tuple[Path, Path]:
+    """A copy of the schema 0001 fixture with a new folder of one image, ``name``, added to it."""
     directory, folder = tmp_path / "old-db", tmp_path / "new"
     shutil.copytree(FIXTURE, directory)
     folder.mkdir()
-    synthetic.write_image(folder / "gradient.png", synthetic.make_gradient(3))
+    synthetic.write_image(folder / name, image)
     with nearindex.open(directory) as db:
         assert not db.add(folder, workers=0).failed
+    return directory, folder
+
+
+def test_contents_stored_before_colours_have_none_and_new_smooth_ones_get_theirs(tmp_path: Path) -> None:
+    directory, _folder = _old_database_and(tmp_path, "gradient.png", synthetic.make_gradient(3))
     stored_before = len(table_rows(FIXTURE / CATALOG_NAME)["contents"])
     with contextlib.closing(sqlite3.connect(directory / CATALOG_NAME)) as connection:
         colours = [row[0] for row in connection.execute("SELECT colour FROM contents")]
@@ -393,3 +399,17 @@ def test_a_database_made_before_borders_keeps_describing_whole_images(tmp_path: 
         found[directory] = (setting, len(tops), max(tops))
     assert found[old] == ([], 13, 0.0)
     assert found[new][:2] == ([("True",)], 1) and found[new][2] > 0.1
+
+
+def test_a_database_of_window_vectors_alone_takes_new_contents_with_their_strips(tmp_path: Path) -> None:
+    """Contents stored before ``STRIPS`` keep their ``WINDOWS`` vectors; new ones add the strips; both are found."""
+    directory, folder = _old_database_and(tmp_path, "texture.png", synthetic.make_texture(4))
+    with nearindex.open(directory) as db:
+        assert db.info().vectors == 12 * len(WINDOWS) + WINDOW_COUNT
+        assert db.check().ok
+        probe = tmp_path / "probe.jpg"
+        synthetic.write_image(probe, synthetic.make_scene(1))
+        assert db.query(probe, k=1)[0].path.endswith("/scene01.jpg")
+        assert db.query(folder / "texture.png", k=1)[0].path == str(folder / "texture.png")
+        db.remove(folder / "texture.png")
+        assert db.info().vectors == 12 * len(WINDOWS) and db.check().ok

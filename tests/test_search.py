@@ -10,8 +10,8 @@ import pytest
 
 import nearindex
 from nearindex import synthetic
-from nearindex.search import Side, candidate_contents, describe_query
-from nearindex.settings import DEFAULT_SETTINGS
+from nearindex.search import Side, best_inner_product, candidate_contents, describe_query
+from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS
 
 from .conftest import Collection
 
@@ -117,6 +117,77 @@ def test_a_strong_crop_is_found_through_the_window_vectors(
         probe = tmp_path / f"crop60-{seed}.png"
         synthetic.write_image(probe, synthetic.EDITS["crop60"](synthetic.make_scene(seed)))
         assert filled.query(probe, k=1)[0].path == str(collection.originals[seed])
+
+
+def _centre_cut(image: np.ndarray, aspect: float) -> np.ndarray:
+    """The middle of a landscape image cut to ``aspect`` (width / height), its height whole."""
+    width = round(image.shape[0] * aspect)
+    left = (image.shape[1] - width) // 2
+    return np.ascontiguousarray(image[:, left : left + width])
+
+
+@pytest.mark.parametrize("aspect", [3 / 4, 9 / 16])
+def test_a_picture_cut_to_another_screen_shape_is_found_through_the_strips(
+    filled: nearindex.NearIndex, collection: Collection, tmp_path: Path, aspect: float
+) -> None:
+    """A portrait version of a 4:3 picture keeps 56 % or 42 % of it: too little for any window of ``WINDOWS``."""
+    for seed in (3, 5, 6):
+        probe = tmp_path / f"portrait-{seed}.png"
+        synthetic.write_image(probe, _centre_cut(synthetic.make_scene(seed), aspect))
+        best = filled.query(probe, k=1)[0]
+        assert best.path == str(collection.originals[seed])
+        width = round(480 * aspect)
+        assert best.relation is not None and best.relation.kind == "contains" and best.relation.box is not None
+        assert max(abs(a - b) for a, b in zip(best.relation.box, ((640 - width) // 2, 0, width, 480), strict=True)) <= 8
+
+
+def test_a_portrait_version_is_its_originals_first_candidate(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    """Among 30 scenes and 10 textures, the vectors alone (no leaders) put the original first for each cut."""
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    for seed in range(30):
+        synthetic.write_image(stored / f"scene-{seed}.png", synthetic.make_scene(seed))
+    for seed in range(10):
+        synthetic.write_image(stored / f"texture-{seed}.png", synthetic.make_texture(seed))
+    database.add(stored, workers=0)
+    inner = database._database
+    content_of = {Path(paths[0]).name: cid for cid, paths in inner.paths_of(inner.non_flat_content_ids()).items()}
+    for aspect in (3 / 4, 9 / 16):
+        for seed in range(0, 30, 3):
+            probe = tmp_path / "portrait.png"
+            synthetic.write_image(probe, _centre_cut(synthetic.make_scene(seed), aspect))
+            side = Side.of(describe_query(probe), inner.settings)
+            first = candidate_contents(inner, side, 1, window_leaders=0, edit_leaders=0)[0]
+            assert first == content_of[f"scene-{seed}.png"], (aspect, seed)
+
+
+def test_a_whole_picture_finds_its_stored_portrait_version(database: nearindex.NearIndex, tmp_path: Path) -> None:
+    """The query's own strips meet the stored cuts' whole-image vectors."""
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    for seed in range(10):
+        synthetic.write_image(stored / f"portrait-{seed}.png", _centre_cut(synthetic.make_scene(seed), 9 / 16))
+    database.add(stored, workers=0)
+    for seed in (2, 7):
+        probe = tmp_path / f"scene-{seed}.png"
+        synthetic.write_image(probe, synthetic.make_scene(seed))
+        best = database.query(probe, k=1)[0]
+        assert best.path == str(stored / f"portrait-{seed}.png")
+        assert best.relation is not None and best.relation.kind == "crop"
+
+
+def test_a_strip_meets_only_the_other_images_whole_vector() -> None:
+    """Strips met with windows or strips would give unrelated pairs more chances (``best_inner_product``)."""
+    rng = np.random.default_rng(5)
+    first, second = (rng.standard_normal((WINDOW_COUNT, DEFAULT_SETTINGS.dimension)) for _ in range(2))
+    first, second = (np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), np.float32) for v in (first, second))
+    strip = len(WINDOWS)
+    second[strip] = first[strip]
+    second[1] = first[strip + 1]
+    assert best_inner_product(first, second) < 0.5
+    second[0] = first[strip + 2]
+    assert best_inner_product(first, second) > 0.999
+    assert best_inner_product(second, first) > 0.999
 
 
 def test_compare_reports_a_mirrored_copy(collection: Collection, tmp_path: Path) -> None:

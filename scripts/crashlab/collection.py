@@ -22,7 +22,7 @@ from nearindex import synthetic
 from nearindex.catalog import Batch, FileRecord, NewContent
 from nearindex.database import CATALOG_NAME, Database
 from nearindex.intake import hash_content
-from nearindex.settings import WINDOWS
+from nearindex.settings import WINDOW_COUNT
 from nearindex.vectors import index_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ def add_fake_contents(database: Path, count: int, *, seed: int = 7) -> None:
 
 
 def _fake_content(rng: np.random.Generator, number: int, dimension: int) -> NewContent:
-    vectors = rng.standard_normal((len(WINDOWS), dimension)).astype(np.float32)
+    vectors = rng.standard_normal((WINDOW_COUNT, dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return NewContent(
         content_hash=hash_content(f"fake content {number}".encode()), width=320, height=240, flat=False,

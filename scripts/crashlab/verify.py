@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from crashlab.observe import CatalogView, read_catalog
 from nearindex.cli import app
 from nearindex.database import CATALOG_NAME, WINDOW_SLOTS
-from nearindex.settings import DEFAULT_SETTINGS, WINDOWS
+from nearindex.settings import DEFAULT_SETTINGS
 from nearindex.vectors import VectorIndex, index_file
 
 #: Contents whose every vector is compared with its descriptor (the rest: ids only).
@@ -158,7 +158,7 @@ def _descriptors(database: Path) -> tuple[dict[int, bytes], int]:
 
 
 def _matrix(blob: bytes) -> npt.NDArray[np.float32]:
-    return np.frombuffer(blob, np.float32).reshape(len(WINDOWS), DEFAULT_SETTINGS.dimension)
+    return np.frombuffer(blob, np.float32).reshape(-1, DEFAULT_SETTINGS.dimension)
 
 
 def _vector_ids(content_id: int, blob: bytes) -> Iterable[int]:

@@ -2,8 +2,9 @@
 
 Two stages. The vector stage (``vector_pairs``) searches the vector index
 with each stored image's whole-image vector and that of its mirror image,
-in batches; since every image also has vectors for sub-windows in the index,
-a crop's whole finds the window of its original it came from. Pairs whose
+in batches; since every image also has vectors for sub-windows and strips in
+the index, a crop's whole finds the window of its original it came from, and
+the picture cut to another screen shape the strip. Pairs whose
 coarse correlation is high enough are then rescored (``search.PairScorer``),
 pairs at or above the threshold are joined with union-find, and a chain of
 near pairs (A~B, B~C, C~D with A and D unrelated) is split by complete

@@ -2,7 +2,8 @@
 
 Every answer has two numbers: ``coarse``, the best inner product between the
 two images' window vectors (what the vector index ranks candidates by: a
-Pearson correlation of blurred 16x16 grids), and ``score``, the rescored
+Pearson correlation of blurred 16x16 grids; a strip meets only the other
+image's whole, ``windows_meet``), and ``score``, the rescored
 correlation of the thumbnails allowing shift, crop and scale, which is what
 results are ranked and judged by. A horizontally mirrored copy is searched
 for too (one more set of vectors per query) and reported as ``mirrored``.
@@ -11,6 +12,7 @@ for too (one more set of vectors per query) and reported as ``mirrored``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -27,7 +29,7 @@ from .placement import Frame
 from .planes import Prepared, prepare
 from .relation import EXACT, UNCLAIMED, Relation, relate
 from .rescore import rescore
-from .settings import DEFAULT_SETTINGS, WINDOWS, Settings
+from .settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS, Settings
 
 #: Besides the best candidates overall, a query rescores the best few of each window vector.
 #: On the public corpus this put the original among the candidates for 0.98 instead of
@@ -179,8 +181,9 @@ class Side:
 
     @cached_property
     def mirrored_vectors(self) -> npt.NDArray[np.float32]:
-        """Window vectors of the mirrored image."""
-        return mirrored_vectors(self.thumbnail, grid=self._settings.grid, ranked=self._settings.ranked_cells)
+        """Window vectors of the mirrored image, as many as ``vectors`` (a stored image may have no strips)."""
+        mirrored = mirrored_vectors(self.thumbnail, grid=self._settings.grid, ranked=self._settings.ranked_cells)
+        return mirrored[: len(self.vectors)]
 
     @cached_property
     def corners_left_out(self) -> npt.NDArray[np.float32]:
@@ -215,6 +218,12 @@ def windows_meet(first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]) ->
     windows = len(WINDOWS)
     met: npt.NDArray[np.bool_] = ((first < windows) & (second < windows)) | (first == 0) | (second == 0)
     return met
+
+
+#: A k-NN search by inner product: (queries, k) -> (scores, content ids, window numbers).
+WindowSearch = Callable[
+    [npt.NDArray[np.float32], int], tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+]
 
 
 @dataclass(frozen=True)
@@ -437,6 +446,8 @@ def best_coarse(
 ) -> tuple[dict[int, float], set[int]]:
     """Contents among the ``neighbours`` of any window vector (either orientation), with their best coarse.
 
+    A window vector's neighbours are those it may meet (``meeting_neighbours``).
+
     Returns:
         That mapping, and the set of the first ``window_leaders`` distinct
         contents found by each window vector and the first ``edit_leaders``
@@ -452,15 +463,49 @@ def best_coarse(
         rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
         if not len(rows):
             continue
-        coarse, ids, windows = database.search_windows(np.ascontiguousarray(vectors[rows]), neighbours)
-        if own:  # the same rule as the pairs' coarse (``best_inner_product``); the corners meet anything
-            ids = np.where(windows_meet(rows[:, None], windows), ids, -1)
+        if own:
+            coarse, ids = meeting_neighbours(database.search_windows, vectors, rows, neighbours)
+        else:  # the corners left out stand for the whole image: they meet anything
+            coarse, ids = database.search(np.ascontiguousarray(vectors[rows]), neighbours)
         for values, row in zip(coarse, ids, strict=True):
             if leading:
                 leaders.update(_distinct(row, leading))
             if own:
                 _keep_best(best, values, row)
     return best, leaders
+
+
+def meeting_neighbours(
+    search_windows: WindowSearch, vectors: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], neighbours: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The first ``neighbours`` stored vectors that each of ``vectors[rows]`` may meet (``windows_meet``).
+
+    The rule of the pairs' coarse (``best_inner_product``). A row fetches more
+    than it keeps, or the vectors it may not meet would use up its neighbours:
+    a strip meets only whole images' vectors (one stored vector in
+    ``WINDOW_COUNT``), a window all but the strips.
+
+    Args:
+        search_windows: ``Database.search_windows`` or the like.
+        vectors: An image's window vectors.
+        rows: The numbers of those searched with.
+        neighbours: Kept per row.
+
+    Returns:
+        (scores, content ids), one row each, padded with -inf and -1.
+    """
+    scores = np.full((len(rows), neighbours), -np.inf, np.float32)
+    ids = np.full((len(rows), neighbours), -1, np.int64)
+    fetch = np.where(rows == 0, 1, np.where(rows >= len(WINDOWS), WINDOW_COUNT, 2))
+    for factor in np.unique(fetch):
+        chosen = np.flatnonzero(fetch == factor)
+        query = np.ascontiguousarray(vectors[rows[chosen]])
+        found, contents, windows = search_windows(query, neighbours * int(factor))
+        met = windows_meet(rows[chosen][:, None], windows) & (contents >= 0)
+        for row, keep, row_scores, row_contents in zip(chosen, met, found, contents, strict=True):
+            kept = np.flatnonzero(keep)[:neighbours]
+            scores[row, : len(kept)], ids[row, : len(kept)] = row_scores[kept], row_contents[kept]
+    return scores, ids
 
 
 def _keep_best(best: dict[int, float], values: npt.NDArray[np.float32], row: npt.NDArray[np.int64]) -> None:

@@ -37,7 +37,7 @@ FloatArray = npt.NDArray[np.float32]
 
 _FILE_PATTERN = re.compile(r"^vectors\.(\d+)\.faiss$")
 
-#: Vector count above which a database's index is compressed (125,000 images of 8 windows).
+#: Vector count above which a database's index is compressed (about 90,000 images of 11 vectors).
 COMPRESS_ABOVE = 1_000_000
 #: Dimensions kept by the compressed index's projection.
 REDUCED_DIMENSION = 56
@@ -46,13 +46,13 @@ REDUCED_DIMENSION = 56
 #: among the compressed top 30): 16 bytes kept 0.87 of them, 32 bytes 0.99, 4-bit
 #: fast-scan codes of 32 bytes 0.97; the projection to 64 dims alone 0.999. With
 #: ``scripts/bench_scale.py`` at 10^5 images, 28 bytes over 56 dims (288 bytes per image with
-#: the ids, under the 300 wanted) kept candidate recall@10 at 0.986/0.985 (random /
-#: near-duplicate queries) against 0.989/0.988 for 32 over 64, and 0.992/0.988 once
-#: ``search.RERANK_FACTOR`` went from 2 to 3; 32 codes of 7 bits over 64 dims were both
-#: worse (0.982/0.984) and slower (no 8-bit fast path). The same 28 bytes as 56 codes of
-#: 4 bits (fast-scan) took the vector stage of a query from 35.9 to 9.5 ms at the median and
-#: ``duplicates``' from 99 to 21 s, but kept only 0.939/0.943 until a query ranked more
-#: contents exactly (``search.RERANK_FACTOR``).
+#: the ids of 8 vectors, under the 300 wanted; 396 with the 11 of ``WINDOW_COUNT``) kept
+#: candidate recall@10 at 0.986/0.985 (random / near-duplicate queries) against 0.989/0.988
+#: for 32 over 64, and 0.992/0.988 once ``search.RERANK_FACTOR`` went from 2 to 3; 32 codes
+#: of 7 bits over 64 dims were both worse (0.982/0.984) and slower (no 8-bit fast path). The
+#: same 28 bytes as 56 codes of 4 bits (fast-scan) took the vector stage of a query from
+#: 35.9 to 9.5 ms at the median and ``duplicates``' from 99 to 21 s, but kept only
+#: 0.939/0.943 until a query ranked more contents exactly (``search.RERANK_FACTOR``).
 CODE_BYTES = 28
 #: Bits per product-quantiser index: 4 is what FAISS's fast-scan kernels take.
 CODE_BITS = 4
@@ -67,7 +67,7 @@ TRAINING_PER_LIST = 40
 MIN_TRAINING = 256
 #: ... but no more than this many in all (training time grows with the sample) ...
 MAX_TRAINING = 500_000
-#: ... and at most this many lists (16,384 lists of 8 million vectors at 10^6 images keep a
+#: ... and at most this many lists (16,384 lists of 8 million vectors at 10^6 images of 8 vectors keep a
 #: query's 128 probed lists to 1.6 % of the index; trained on 30 vectors per list).
 MAX_LISTS = 16_384
 #: Fewest training vectors per list accepted when the sample is capped.

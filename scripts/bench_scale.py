@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale of the vector index: build, query latency, candidate recall and all-groups at 10^5 to 10^7 images.
 
-Synthetic window vectors (what nearindex stores per image: 8 zero-mean, unit-norm
+Synthetic window vectors (what nearindex stores per image: 11 zero-mean, unit-norm
 256-d vectors, ids ``content_id * WINDOW_SLOTS + window``), generated in seeded
 chunks of ``CHUNK`` images so that no scale needs all its vectors in memory:
 
@@ -42,17 +42,18 @@ opens it (``VectorIndex.load(path, mmap=True)``, which FAISS honours only for th
 
 * build seconds (training + adding) and bytes per image (``memory_bytes``; the
   file size per image too when saved);
-* query latency: one query = its 8 window vectors and their 8 mirrored ones in
-  one ``search`` with k = 30, then the product's candidate list (the best 30
-  contents by best inner product, plus the first 3 contents of each vector);
+* query latency: one query = its 11 window vectors and their 11 mirrored ones,
+  each with k = 30 neighbours it may meet (``search.meeting_neighbours``), then
+  the product's candidate list (the best 30 contents by best inner product, plus
+  the first 3 contents of each vector);
   p50 and p99 over all queries (flat: over ``--flat-queries``; FAISS computes
   fewer than 20 query vectors without BLAS, as a user's single query would). The full
   pipeline adds candidates x the per-candidate rescore cost measured on real
   thumbnails: an *estimate*, labelled so;
-* candidate recall@10: of the 10 best contents by exact coarse (a query's 8
-  direct window vectors against all stored windows, computed by brute force in
+* candidate recall@10: of the 10 best contents by exact coarse (a query's 11
+  direct window vectors against the stored windows they may meet, computed by brute force in
   numpy over regenerated chunks, for ``--exact-queries`` queries of each kind),
-  the share among the index's best 30 contents from the same 8 vectors, k = 30
+  the share among the index's best 30 contents from the same 11 vectors, k = 30
   each; on random and on near-dup queries; and how often a near-dup query's
   source is among the full candidate list;
 * duplicates, vector stage: ``duplicates.vector_pairs`` with the product's
@@ -108,7 +109,17 @@ from nearindex.database import WINDOW_SLOTS
 from nearindex.duplicates import BATCH_CONTENTS, DUPLICATE_MIN_COARSE, DUPLICATE_NEIGHBOURS, vector_pairs
 from nearindex.features import corners_left_out, window_rectangles
 from nearindex.intake import describe_file
-from nearindex.search import EDIT_LEADERS, WINDOW_LEADERS, Side, _distinct, score_pair, shortlist_length, with_leaders
+from nearindex.search import (
+    EDIT_LEADERS,
+    WINDOW_LEADERS,
+    Side,
+    _distinct,
+    meeting_neighbours,
+    score_pair,
+    shortlist_length,
+    windows_meet,
+    with_leaders,
+)
 from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT
 from nearindex.vectors import VectorIndex
 
@@ -118,7 +129,7 @@ from peers import brute_blur, brute_similarity
 
 SEED = 20261126
 DIMENSION, GRID = DEFAULT_SETTINGS.dimension, DEFAULT_SETTINGS.grid
-#: Images generated (and added) at a time: 25,000 x 8 x 1 KB = 200 MB of vectors.
+#: Images generated (and added) at a time: 25,000 x 11 x 1 KB = 275 MB of vectors.
 CHUNK = 25_000
 #: Side of the synthetic field (pixels, like the stored thumbnail) and cosines per side.
 FIELD_SIDE, FREQUENCIES = 128, 16
@@ -137,7 +148,7 @@ CROP_STREAM, RANDOM_QUERY_STREAM, COPY_QUERY_STREAM, PLAN_STREAM = 10**9, 10**9 
 CANDIDATES, RECALL_AT = DEFAULT_SETTINGS.candidates, 10
 #: Contents per ``vector_pairs`` call (its dict of pairs stays a few GB at most).
 PAIR_SLICE = 100_000
-#: Contents per block of the exact brute-force pass (block of scores: queries x 8 x 32,768 floats).
+#: Contents per block of the exact brute-force pass (block of scores: queries x 11 x 32,768 x 11 floats).
 EXACT_BLOCK = 4096
 #: Targets from the issue.
 TARGETS = {
@@ -202,7 +213,7 @@ MIRROR_ORDER = mirror_order()
 
 
 def mirror(stack: np.ndarray) -> np.ndarray:
-    """Window vectors (n, 8, 256) of the left-right mirrored images: grids flipped, windows swapped."""
+    """Window vectors (n, WINDOW_COUNT, 256) of the left-right mirrored images: grids flipped, windows swapped."""
     grids = stack[:, MIRROR_ORDER].reshape(len(stack), WINDOW_COUNT, GRID, GRID)
     return np.ascontiguousarray(grids[..., ::-1].reshape(len(stack), WINDOW_COUNT, DIMENSION))
 
@@ -258,7 +269,7 @@ class Synthesis:
         return np.asarray(rng.standard_normal(scale.shape) * scale, np.float32)
 
     def render(self, coefficients: np.ndarray, operator: np.ndarray) -> np.ndarray:
-        """(n, 8, 256) unit window vectors of the fields through one operator."""
+        """(n, WINDOW_COUNT, 256) unit window vectors of the fields through one operator."""
         return normalised((coefficients @ operator).reshape(len(coefficients), WINDOW_COUNT, DIMENSION))
 
     def images(self, stream: int, count: int) -> np.ndarray:
@@ -303,8 +314,12 @@ def vector_ids(content_ids: np.ndarray) -> np.ndarray:
     return (content_ids[:, None] * WINDOW_SLOTS + np.arange(WINDOW_COUNT)).ravel()
 
 
+#: (WINDOW_COUNT, WINDOW_COUNT): which window of one image may meet which of another (``search.windows_meet``).
+MEET = windows_meet(np.arange(WINDOW_COUNT)[:, None], np.arange(WINDOW_COUNT)[None, :])
+
+
 def flat_rows(stack: np.ndarray) -> np.ndarray:
-    """(n, 8, 256) -> C-contiguous (n * 8, 256)."""
+    """(n, WINDOW_COUNT, 256) -> C-contiguous (n * WINDOW_COUNT, 256)."""
     return np.ascontiguousarray(stack.reshape(-1, DIMENSION))
 
 
@@ -491,7 +506,7 @@ def product_candidates(
 
 @dataclass
 class Answers:
-    """Per query: latency, the product's candidates, and the best 30 contents of the 8 direct vectors."""
+    """Per query: latency, the product's candidates, and the best 30 contents of the direct vectors."""
 
     milliseconds: list[float] = field(default_factory=list)
     candidates: list[list[int]] = field(default_factory=list)
@@ -501,13 +516,15 @@ class Answers:
 def exact_order(exact: VectorIndex, rows: np.ndarray, contents: list[int]) -> list[int]:
     """``contents`` by the exact best inner product of their vectors (from ``exact``) with ``rows``."""
     stored = exact.reconstruct_many(vector_ids(np.asarray(contents, np.int64)))
-    best = (rows @ stored.T).reshape(len(rows), len(contents), WINDOW_COUNT).max(axis=(0, 2))
+    products = (rows @ stored.T).reshape(len(rows), len(contents), WINDOW_COUNT)
+    meet = MEET[np.arange(len(rows)) % WINDOW_COUNT][:, None, :]  # rows: direct then mirrored windows
+    best = np.where(meet, products, -np.inf).max(axis=(0, 2))
     return [contents[i] for i in np.argsort(-best, kind="stable")]
 
 
 def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | None = None) -> Answers:
-    """Run the first ``count`` queries one at a time, as ``query`` does (16 vectors and the 4 of the
-    whole vector's corners left out, k = 30).
+    """Run the first ``count`` queries one at a time, as ``query`` does (its windows and strips, direct and
+    mirrored, each with the neighbours it may meet, and the 4 of the whole vector's corners left out, k = 30).
 
     A compressed index fetches a shortlist of ``RERANK_FACTOR`` times as many contents, as the
     product does. With ``exact`` (the flat index, standing in for the catalog's stored vectors)
@@ -518,13 +535,19 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
     """
     answers = Answers()
     shortlist = shortlist_length(CANDIDATES, CANDIDATES, compressed=index.is_compressed)
+
+    def search_windows(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scores, ids = index.search(queries, k)
+        return scores, contents_of(ids), np.where(ids >= 0, ids % WINDOW_SLOTS, -1)
+
     stacks = np.concatenate([queries.vectors[:count], mirror(queries.vectors[:count])], axis=1)
     for stack in stacks:
         rows = np.ascontiguousarray(stack)
         started = time.perf_counter()
-        searched = np.concatenate([rows, corners_left_out(rows[0], grid=GRID)])
-        found_scores, ids = index.search(searched, shortlist)
-        scores, contents = found_scores[: len(rows)], contents_of(ids)
+        numbers = np.arange(len(rows)) % WINDOW_COUNT  # direct, then mirrored windows
+        scores, own = meeting_neighbours(search_windows, rows, numbers, shortlist)
+        _corner_scores, corner_ids = index.search(corners_left_out(rows[0], grid=GRID), shortlist)
+        contents = np.concatenate([own, contents_of(corner_ids)])
         rerank = None if exact is None else (lambda found, rows=rows: exact_order(exact, rows, found))
         candidates = product_candidates(scores, contents[: len(rows)], rerank, contents[len(rows) :])
         answers.milliseconds.append((time.perf_counter() - started) * 1000)
@@ -537,14 +560,15 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
 
 
 def exact_top(synthesis: Synthesis, size: int, stacks: np.ndarray) -> np.ndarray:
-    """(q, 10) best contents by exact coarse of each query's 8 direct vectors: numpy over regenerated chunks."""
+    """(q, 10) best contents by exact coarse of each query's direct vectors: numpy over regenerated chunks."""
     query_rows = flat_rows(stacks)
     best = np.full((len(stacks), RECALL_AT), -2.0, np.float32)
     best_ids = np.full((len(stacks), RECALL_AT), -1, np.int64)
     for chunk in synthesis.chunks(size):
         for start in range(0, len(chunk.ids), EXACT_BLOCK):
             block = flat_rows(chunk.vectors[start : start + EXACT_BLOCK])
-            scores = (query_rows @ block.T).reshape(len(stacks), WINDOW_COUNT, -1, WINDOW_COUNT).max(axis=(1, 3))
+            products = (query_rows @ block.T).reshape(len(stacks), WINDOW_COUNT, -1, WINDOW_COUNT)
+            scores = np.where(MEET[None, :, None, :], products, -np.inf).max(axis=(1, 3))
             ids = np.broadcast_to(chunk.ids[start : start + EXACT_BLOCK], scores.shape)
             merged, merged_ids = np.concatenate([best, scores], axis=1), np.concatenate([best_ids, ids], axis=1)
             keep = np.argpartition(-merged, RECALL_AT - 1, axis=1)[:, :RECALL_AT]
@@ -811,12 +835,13 @@ def brute_force(corpus: Path, count: int, size: int = 1_000_000) -> dict[str, fl
 
 
 def descriptor_statistics(stack: np.ndarray) -> dict[str, float]:
-    """Random-pair inner products (whole, and best of 8x8 windows), window-whole correlation, PCA share."""
+    """Random-pair inner products (whole, and best of the windows that meet), window-whole correlation, PCA share."""
     whole = stack[:, 0]
     upper = np.triu_indices(len(stack), 1)
     wholes = (whole @ whole.T)[upper]
     rows = flat_rows(stack)
-    coarse = (rows @ rows.T).reshape(len(stack), WINDOW_COUNT, len(stack), WINDOW_COUNT).max(axis=(1, 3))[upper]
+    products = (rows @ rows.T).reshape(len(stack), WINDOW_COUNT, len(stack), WINDOW_COUNT)
+    coarse = np.where(MEET[None, :, None, :], products, -np.inf).max(axis=(1, 3))[upper]
     within = np.einsum("nd,nwd->nw", whole, stack[:, 1:]).mean()
     used = rows[np.abs(rows).sum(axis=1) > 0]
     power = np.linalg.svd(used - used.mean(axis=0), compute_uv=False) ** 2
@@ -952,7 +977,9 @@ def print_scale(result: dict[str, Any]) -> None:
 def print_realism(stats: dict[str, dict[str, float]]) -> None:
     """Synthetic descriptors against the corpus's."""
     keys = list(stats["corpus"])
-    print("realism of the synthetic descriptors (random pairs; window = mean inner product of windows 1-7 with 0)")
+    print(
+        "realism of the synthetic descriptors (random pairs; window = mean inner product of the other windows with 0)"
+    )
     print_table([["", *keys], *([name, *(f"{s[k]:.3f}" for k in keys)] for name, s in stats.items())])
 
 

@@ -86,13 +86,17 @@ class Rescored:
     frame: Frame | None
 
 
-def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescored:
+def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0, framed_coarse: float | None = None) -> Rescored:
     """Score how well two prepared thumbnails match, allowing shift, crop and scale.
 
     Args:
         first: One image, from ``prepare``.
         second: The other image.
         coarse: Correlation of the two images' vectors (-1..1).
+        framed_coarse: That of their windows alone, without strips (``coarse``
+            when None): what a smooth image's score starts from, since it is
+            compared in the same framing, and a strip, another shape squashed
+            onto the grid, correlates with any ramp.
 
     Returns:
         The score, in 0..1: ``(1 - COARSE_WEIGHT) * aligned + COARSE_WEIGHT *
@@ -109,7 +113,8 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0) -> Rescor
     colour_cost = tie_break(first.colour, second.colour)
     if is_smooth(first) or is_smooth(second):
         # Without detail, a placement and its blocks are chance: only the whole counts.
-        score = smooth_score(first, second, coarse=coarse, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
+        framed = coarse if framed_coarse is None else framed_coarse
+        score = smooth_score(first, second, coarse=framed, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
         return Rescored(float(np.clip(score - colour_cost, 0.0, 1.0)), SAME_FRAMING)
     forward, (backward, frame) = align_allowing_rotation(first, second), align_allowing_rotation(second, first)
     if forward[0] >= backward:

@@ -197,13 +197,18 @@ def _decoded(described: FileDescription) -> Description:
     return described.description
 
 
-def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
+def best_inner_product(
+    first: npt.NDArray[np.float32], second: npt.NDArray[np.float32], *, strips: bool = True
+) -> float:
     """Largest inner product between window vectors of two images, without BLAS.
 
     A strip (``STRIPS``, the rows after ``WINDOWS``) stands for the whole of
     an image of another shape, so it meets the other's whole-image vector
     only: strips met with windows would give unrelated pairs more chances.
+    With ``strips`` false, the windows alone.
     """
+    if not strips:
+        first, second = first[: len(WINDOWS)], second[: len(WINDOWS)]
     products = (first[:, None, :].astype(np.float64) * second[None, :, :]).sum(axis=2)
     met = windows_meet(np.arange(len(first))[:, None], np.arange(len(second))[None, :])
     return float(np.where(met, products, -np.inf).max())
@@ -276,11 +281,17 @@ def score_pair(query: Side, stored: Side) -> PairScore:
 def _score_oriented(query: Side, stored: Side) -> PairScore:
     """``score_pair`` without trimming the two alike."""
     coarse = best_inner_product(query.vectors, stored.vectors)
-    direct = rescore(query.prepared, stored.prepared, coarse=coarse)
+    framed = best_inner_product(query.vectors, stored.vectors, strips=False)
+    direct = rescore(query.prepared, stored.prepared, coarse=coarse, framed_coarse=framed)
     best = PairScore(direct.score, coarse, False, direct.frame)
     mirrored_coarse = best_inner_product(query.mirrored_vectors, stored.vectors)
-    if mirrored_coarse > coarse + MIRROR_LEAD:
-        flipped = rescore(query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse)
+    mirrored_framed = best_inner_product(query.mirrored_vectors, stored.vectors, strips=False)
+    # The windows alone too: a strip squashed onto the grid can lift the direct coarse of two
+    # smooth images and hide the lead of the mirrored windows.
+    if mirrored_coarse > coarse + MIRROR_LEAD or mirrored_framed > framed + MIRROR_LEAD:
+        flipped = rescore(
+            query.prepared_mirrored, stored.prepared, coarse=mirrored_coarse, framed_coarse=mirrored_framed
+        )
         if flipped.score > best.score:
             best = PairScore(flipped.score, mirrored_coarse, True, flipped.frame)
     return best

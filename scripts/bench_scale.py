@@ -535,6 +535,7 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
     """
     answers = Answers()
     shortlist = shortlist_length(CANDIDATES, CANDIDATES, compressed=index.is_compressed)
+    windows = np.arange(WINDOW_COUNT)  # each half of a query's rows: direct, then mirrored
 
     def search_windows(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scores, ids = index.search(queries, k)
@@ -544,8 +545,11 @@ def ask(index: VectorIndex, queries: Queries, count: int, exact: VectorIndex | N
     for stack in stacks:
         rows = np.ascontiguousarray(stack)
         started = time.perf_counter()
-        numbers = np.arange(len(rows)) % WINDOW_COUNT  # direct, then mirrored windows
-        scores, own = meeting_neighbours(search_windows, rows, numbers, shortlist)
+        halves = [
+            meeting_neighbours(search_windows, half, windows, shortlist)
+            for half in (rows[:WINDOW_COUNT], rows[WINDOW_COUNT:])
+        ]
+        scores, own = np.concatenate([h[0] for h in halves]), np.concatenate([h[1] for h in halves])
         _corner_scores, corner_ids = index.search(corners_left_out(rows[0], grid=GRID), shortlist)
         contents = np.concatenate([own, contents_of(corner_ids)])
         rerank = None if exact is None else (lambda found, rows=rows: exact_order(exact, rows, found))
@@ -662,7 +666,7 @@ def duplicates_compressed(built: Built, synthesis: Synthesis, costs: dict[str, f
     queried = min(built.size, chunks * CHUNK)
     keys, seconds = all_pairs(built.compressed, synthesis, built.size, chunks)
     share = queried / built.size
-    pairs = round(np.count_nonzero(keys % built.size < queried) / share**2)
+    pairs = round(np.WINDOW_COUNTnonzero(keys % built.size < queried) / share**2)
     rescore = pairs * costs["pair_ms"] / 1000
     inside = built.pairs[built.pairs[:, 1] < queried]
     return {

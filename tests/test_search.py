@@ -190,6 +190,17 @@ def test_a_strip_meets_only_the_other_images_whole_vector() -> None:
     assert best_inner_product(second, first) > 0.999
 
 
+def test_unrelated_ramps_are_not_matched_through_their_strips(tmp_path: Path) -> None:
+    """A ramp's strip, squashed onto the grid, is a ramp: a smooth image starts from its windows' coarse alone."""
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    # Grey, so that no colour tells them apart.
+    synthetic.write_image(first, synthetic.to_grayscale(synthetic.make_gradient(7)))
+    synthetic.write_image(second, synthetic.to_grayscale(synthetic.make_gradient(35)))
+    comparison = nearindex.compare(first, second)
+    assert comparison.coarse > 0.99  # through a strip
+    assert comparison.score < DEFAULT_SETTINGS.duplicate_threshold
+
+
 def test_compare_reports_a_mirrored_copy(collection: Collection, tmp_path: Path) -> None:
     flipped = tmp_path / "flipped.png"
     synthetic.write_image(flipped, synthetic.flip_horizontal(synthetic.make_scene(2)))

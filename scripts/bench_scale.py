@@ -666,7 +666,7 @@ def duplicates_compressed(built: Built, synthesis: Synthesis, costs: dict[str, f
     queried = min(built.size, chunks * CHUNK)
     keys, seconds = all_pairs(built.compressed, synthesis, built.size, chunks)
     share = queried / built.size
-    pairs = round(np.WINDOW_COUNTnonzero(keys % built.size < queried) / share**2)
+    pairs = round(np.count_nonzero(keys % built.size < queried) / share**2)
     rescore = pairs * costs["pair_ms"] / 1000
     inside = built.pairs[built.pairs[:, 1] < queried]
     return {

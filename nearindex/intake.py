@@ -11,11 +11,13 @@ import hashlib
 import os
 from collections.abc import Container
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .borders import NO_BORDERS, Borders
 from .colour import COLOUR_DETAIL, colour_of
 from .errors import UnreadableFileError
 from .features import Description, describe
@@ -28,6 +30,10 @@ from .images import (
 )
 from .planes import prepare
 from .settings import DEFAULT_SETTINGS, Settings
+from .smooth import beside_band
+
+#: A BGR image as decoded (0..1) or as edited (8-bit).
+ColourImage = TypeVar("ColourImage", npt.NDArray[np.uint8], npt.NDArray[np.float32])
 
 #: Bytes of BLAKE2b digest identifying a content (collisions are negligible).
 HASH_BYTES = 16
@@ -112,26 +118,48 @@ def describe_content(
     width, height = image_size(data, decoded_shape=(gray.shape[0], gray.shape[1]))
     description = describe(gray, settings=settings)
     del gray  # the colour decode takes as much again before it is shrunk
-    if needs_colour(description, settings=settings):
+    part = colour_part(description, settings=settings)
+    if part is not None:
         colour_image = decode_colour(data, source=path, long_side=2 * settings.thumb_side, **limits)
-        description = replace(description, colour=colour_of(description.borders.trim(colour_image)))
+        description = with_colour(description, colour_image, part)
     return FileDescription(path, len(data), mtime_ns, digest, width, height, description)
 
 
-def needs_colour(description: Description, *, settings: Settings = DEFAULT_SETTINGS) -> bool:
-    """True when an image has so little detail that it keeps its colours (``colour.COLOUR_DETAIL``).
+def colour_part(description: Description, *, settings: Settings = DEFAULT_SETTINGS) -> Borders | None:
+    """Which part of an image keeps its colours (``colour``), if any: only they are compared by colour.
 
-    Only such an image is compared by colour (``colour.colours_differ``), so
-    only its pixels are decoded a second time, in colour.
+    An image with so little detail that grey cannot tell it from another
+    (``colour.COLOUR_DETAIL``) keeps the colours of its whole content. So does
+    one whose detail lies in a band along one edge (a screenshot's title bar
+    or a caption strip over a smooth picture: ``smooth.beside_band``), of the
+    rest: the picture's. Only such an image's pixels are decoded a second
+    time, in colour. On the generated smooth collection, with colours kept
+    beside a band too, screenshots found first went from 0.70 to 0.91, captioned
+    copies from 0.94 to 0.99, cropped captioned JPEG copies from 0.48 to 0.67;
+    unrelated pairs at the default threshold from 0.65 to 0.55 %. 17 of the
+    public corpus's 540 images keep colours this way (a photo's sky above a
+    detailed band, a dialog under its title bar).
 
     Args:
         description: The image's grey description.
         settings: Rescoring size (detail is measured as the rescorer sees it).
 
     Returns:
-        True for a non-flat image whose rescoring thumbnail's detail is under the limit.
+        What to cut off the content (inside its uniform borders) before taking
+        its colours: nothing for a low-detail image, the band for one beside a
+        band; None for a flat image or one with detail elsewhere.
     """
-    return not description.flat and prepare(description.thumbnail, side=settings.rescore_side).detail < COLOUR_DETAIL
+    if description.flat:
+        return None
+    prepared = prepare(description.thumbnail, side=settings.rescore_side)
+    if prepared.detail < COLOUR_DETAIL:
+        return NO_BORDERS
+    return beside_band(prepared, below=COLOUR_DETAIL)
+
+
+def with_colour(description: Description, image: ColourImage, part: Borders) -> Description:
+    """``description`` with the colours of ``part`` (``colour_part``) of its content in ``image`` (BGR, any size)."""
+    return replace(description, colour=colour_of(part.trim(description.borders.trim(image))))
 
 
 def stat_after_read(path: str, size: int) -> os.stat_result:
@@ -191,6 +219,5 @@ def load_for_editing(
 def describe_image(image: npt.NDArray[np.uint8], *, settings: Settings = DEFAULT_SETTINGS) -> Description:
     """Describe an 8-bit BGR image held in memory (converted to gray by OpenCV, not by a file decoder)."""
     description = describe(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255, settings=settings)
-    if needs_colour(description, settings=settings):
-        return replace(description, colour=colour_of(description.borders.trim(image)))
-    return description
+    part = colour_part(description, settings=settings)
+    return description if part is None else with_colour(description, image, part)

@@ -77,6 +77,7 @@ class Prepared:
         default_factory=dict, compare=False, repr=False
     )
     _turned: dict[float, Prepared] = field(default_factory=dict, compare=False, repr=False)
+    _bands: dict[tuple[float, float], tuple[Band, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def central_resized(self, plane: Plane, *, size: tuple[int, int], scale: float) -> tuple[Image, float]:
         """The central part of one plane resized to ``size`` (width, height), and its spread."""
@@ -115,10 +116,64 @@ class Prepared:
         middle = self.bandpass[dy : height - dy, dx : width - dx]
         return float(middle.std()) if middle.size else self.detail
 
+    def bands(self, *, below: float, deepest: float) -> tuple[Band, ...]:
+        """The bands along an edge beyond which the thumbnail has less detail than ``below`` (kept).
+
+        For each edge, the shallowest band (whole rows or columns of the plain
+        plane, at most ``deepest`` of the side, at least one) whose rest has a
+        band-pass standard deviation under ``below``, the rest's own band-pass
+        (the band's edge leaks into the whole image's). Empty for an image with
+        less detail than that already (nothing to cut off).
+        """
+        key = (below, deepest)
+        if key not in self._bands:
+            self._bands[key] = tuple(_bands(self.plain, below=below, deepest=deepest)) if self.detail >= below else ()
+        return self._bands[key]
+
     @cached_property
     def usable(self) -> bool:
         """False for a flat thumbnail (nothing to align)."""
         return self.detail > 1e-6 and float(self.plain.std()) > 1e-6
+
+
+@dataclass(frozen=True)
+class Band:
+    """A band of rows or columns along one edge of a plane.
+
+    Attributes:
+        axis: 0 for rows (the top or bottom edge), 1 for columns (left or right).
+        at_end: At the bottom or the right edge.
+        depth: Rows (or columns) it holds.
+    """
+
+    axis: int
+    at_end: bool
+    depth: int
+
+    def oriented(self, plane: Image) -> Image:
+        """``plane`` turned over so that this band's edge is at the top (its first rows)."""
+        turned = plane.T if self.axis else plane
+        return np.ascontiguousarray(turned[::-1] if self.at_end else turned)
+
+
+def _bands(plain: Image, *, below: float, deepest: float) -> list[Band]:
+    sigma = BANDPASS_FRACTION * max(plain.shape)
+
+    def rest_is_smooth(oriented: Image, depth: int) -> bool:
+        return float(band_pass(np.ascontiguousarray(oriented[depth:]), sigma).std()) < below
+
+    found = []
+    for axis, at_end in ((0, False), (0, True), (1, False), (1, True)):
+        oriented = Band(axis, at_end, 0).oriented(plain)
+        deep, shallow = int(deepest * len(oriented)), 0
+        if deep < 1 or not rest_is_smooth(oriented, deep):
+            continue
+        # The rest only loses detail as the band deepens: bisect for the shallowest smooth rest.
+        while deep - shallow > 1:
+            middle = (deep + shallow) // 2
+            deep, shallow = (middle, shallow) if rest_is_smooth(oriented, middle) else (deep, middle)
+        found.append(Band(axis, at_end, deep))
+    return found
 
 
 def prepare(

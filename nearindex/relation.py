@@ -108,7 +108,8 @@ def relate(
 
     Returns:
         The kind, box, scale and edited flag. A smooth image (``smooth``) has
-        no detail to place by: it relates as ``resized`` (the same framing),
+        no detail to place by: it relates as framed by the rescorer (the same
+        framing, ``resized``, unless beside a band of detail: ``contains``),
         edited when the other has detail in its middle (``smooth.locally_edited``).
         Either way, when only one of the two has borders (a letterbox, a
         frame), the other is a ``crop`` of it or ``contains`` it, boxed by them.
@@ -116,15 +117,15 @@ def relate(
     query_content, match_content = query_borders.content_size(query_size), match_borders.content_size(match_size)
     framing = {"query_borders": query_borders, "match_borders": match_borders}
     if is_smooth(query) or is_smooth(match):
-        scale = float(np.sqrt(_area(match_content) / _area(query_content)))
+        # No detail to refine the placement by, or to compare block by block.
         edited = locally_edited(query, match)
-        return _same_content(scale, edited, query_size=query_size, match_size=match_size, **framing)
-    refined = refine(query, match, frame)
-    if refined is not None:
-        frame = refined.frame
+    else:
+        refined = refine(query, match, frame)
+        if refined is not None:
+            frame = refined.frame
+        edited = refined is not None and lowest_block_correlation(query, match, refined) < EDITED_BELOW
     query_in_match, match_in_query = frame.box(), frame.inverse().box()
     scale = float(np.sqrt(frame.scale[0] * frame.scale[1] * _area(match_content) / _area(query_content)))
-    edited = refined is not None and lowest_block_correlation(query, match, refined) < EDITED_BELOW
     covers_match = _area_of(query_in_match) >= WHOLE_COVERAGE
     covers_query = _area_of(match_in_query) >= WHOLE_COVERAGE
     if covers_match and covers_query:

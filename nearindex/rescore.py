@@ -44,7 +44,7 @@ from .colour import colours_differ, tie_break
 from .exclusion import correlation_outside_region
 from .placement import Frame, Placement, best_placement, same_framing
 from .planes import Image, Plane, Prepared
-from .smooth import SAME_FRAMING, is_smooth, smooth_score
+from .smooth import is_smooth, smooth_score
 
 #: The aligned template and window are compared in BLOCKS x BLOCKS blocks ...
 BLOCKS = 4
@@ -114,8 +114,8 @@ def rescore(first: Prepared, second: Prepared, *, coarse: float = 0.0, framed_co
     if is_smooth(first) or is_smooth(second):
         # Without detail, a placement and its blocks are chance: only the whole counts.
         framed = coarse if framed_coarse is None else framed_coarse
-        score = smooth_score(first, second, coarse=framed, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
-        return Rescored(float(np.clip(score - colour_cost, 0.0, 1.0)), SAME_FRAMING)
+        score, where = smooth_score(first, second, coarse=framed, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
+        return Rescored(float(np.clip(score - colour_cost, 0.0, 1.0)), where)
     forward, (backward, frame) = align_allowing_rotation(first, second), align_allowing_rotation(second, first)
     if forward[0] >= backward:
         aligned, frame = forward

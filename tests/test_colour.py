@@ -11,6 +11,7 @@ import pytest
 import nearindex
 from nearindex import synthetic
 from nearindex.colour import (
+    COLOUR_DETAIL,
     COLOUR_DISTANCE,
     COLOUR_TIE_WEIGHT,
     GREY_CHROMA,
@@ -162,6 +163,18 @@ def test_only_low_detail_images_keep_their_colour(smooth_pictures: list[np.ndarr
     assert describe_image(smooth_pictures[0]).colour is not None
     assert describe_image(synthetic.make_scene(3)).colour is None
     assert describe_image(synthetic.make_texture(3)).colour is None
+
+
+def test_a_screenshot_of_a_smooth_picture_keeps_the_colours_beside_its_bar(smooth_pictures: list[np.ndarray]) -> None:
+    """Its title bar is detail, so the whole has too much to keep colours; the rest is the picture."""
+    told_apart = []
+    for picture in smooth_pictures:
+        shot = synthetic.EDITS["screenshot"](picture)
+        assert prepare(describe_image(shot).thumbnail, side=DEFAULT_SETTINGS.rescore_side).detail >= COLOUR_DETAIL
+        kept = describe_image(shot).colour
+        assert kept is not None and not colours_differ(kept, colour_of(picture))
+        told_apart.append(colours_differ(kept, colour_of(hue_turned(picture))))
+    assert sum(told_apart) >= 0.9 * len(told_apart)
 
 
 def test_a_file_keeps_the_colour_its_pixels_have(smooth_pictures: list[np.ndarray]) -> None:

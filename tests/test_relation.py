@@ -125,3 +125,25 @@ def test_a_smooth_gradient_s_copies_relate_in_its_own_framing(seed: int, tmp_pat
     turned = write(tmp_path, "turned.png", synthetic.EDITS["rotate8"](gradient))
     assert compare(original, faked).relation == Relation(RESIZED, None, 1.0, edited=True)
     assert compare(original, turned).relation == Relation(RESIZED, None, 1.0, edited=False)
+
+
+def picture_box(shape: tuple[int, ...], bar_rows: int, turns: int) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of a screenshot's picture once turned by ``turns`` quarter turns."""
+    below_bar = np.zeros(shape[:2], np.uint8)
+    below_bar[bar_rows:] = 1
+    rows, cols = np.nonzero(np.rot90(below_bar, turns))
+    return int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+def test_a_screenshot_of_a_smooth_gradient_contains_it_beside_its_bar(turns: int, tmp_path: Path) -> None:
+    # The bar, at any edge, holds all the screenshot's detail: the gradient lies in the rest.
+    for seed in range(4):
+        gradient = synthetic.make_gradient(seed)
+        shot = synthetic.screenshot(np.ascontiguousarray(np.rot90(gradient, -turns)))
+        bar_rows = shot.shape[0] - synthetic.scale(np.rot90(gradient, -turns), factor=0.3).shape[0]
+        original, copy = write(tmp_path, "gradient.png", gradient), write(tmp_path, "shot.png", np.rot90(shot, turns))
+        comparison = compare(original, copy)
+        assert comparison.duplicate and comparison.relation.kind == CONTAINS
+        assert comparison.relation.box is not None
+        assert overlap(comparison.relation.box, picture_box(shot.shape, bar_rows, turns)) > 0.9

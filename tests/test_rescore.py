@@ -17,7 +17,7 @@ from nearindex.placement import template_scales
 from nearindex.planes import Prepared, prepare
 from nearindex.rescore import EXCLUSION_PENALTY, ROTATIONS, SMOOTH_TURNS, rescore
 from nearindex.settings import DEFAULT_SETTINGS, Settings
-from nearindex.smooth import LOW_DETAIL, SAME_FRAMING, is_smooth, smooth_score
+from nearindex.smooth import DEEPEST_BAND, LOW_DETAIL, SAME_FRAMING, is_smooth, smooth_score
 
 TOLERATED_EDITS = (
     "crop90", "crop75", "crop60", "half", "jpeg30", "caption", "border", "gamma", "shift", "rotate3", "rotate8",
@@ -110,8 +110,8 @@ def test_turning_back_is_what_finds_a_smooth_gradient_turned_8_degrees() -> None
         gradient = synthetic.make_gradient(seed)
         (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS["rotate8"](gradient))
         coarse = float(np.dot(va, vb))
-        unturned = smooth_score(original, turned, coarse=coarse, turns=(), penalty=EXCLUSION_PENALTY)
-        turned_back = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
+        unturned, _ = smooth_score(original, turned, coarse=coarse, turns=(), penalty=EXCLUSION_PENALTY)
+        turned_back, _ = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
         assert turned_back >= DEFAULT_SETTINGS.duplicate_threshold
         assert turned_back > unturned + 0.05
 
@@ -122,8 +122,8 @@ def test_half_turns_find_a_smooth_gradient_turned_3_degrees_nearly_whole() -> No
         gradient = synthetic.make_gradient(seed)
         (original, va), (turned, vb) = prepared(gradient), prepared(synthetic.EDITS["rotate3"](gradient))
         coarse = float(np.dot(va, vb))
-        whole = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
-        halves = smooth_score(original, turned, coarse=coarse, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
+        whole, _ = smooth_score(original, turned, coarse=coarse, turns=ROTATIONS, penalty=EXCLUSION_PENALTY)
+        halves, _ = smooth_score(original, turned, coarse=coarse, turns=SMOOTH_TURNS, penalty=EXCLUSION_PENALTY)
         assert halves > 0.99 and halves > whole
         assert rescore(original, turned, coarse=coarse).score == pytest.approx(halves)
 
@@ -351,3 +351,24 @@ def test_a_thin_source_shifted_between_pixels_keeps_its_whole_overlap() -> None:
     placement = placement_module.Placement(1.0, 10, 12, 32, 4, shift=(0.3, 0.4))
     (bandpass, window), _ = placement.overlap(source, target)
     assert bandpass.shape == window.shape and window.shape[0] >= 4 and window.shape[1] >= 32
+
+
+def test_a_smooth_gradient_matches_its_screenshots_beside_the_bar_and_no_other_gradient() -> None:
+    gradients = [synthetic.make_gradient(seed) for seed in range(6)]
+    shots = [synthetic.EDITS["screenshot"](gradient) for gradient in gradients]
+    for gradient, shot in zip(gradients, shots, strict=True):
+        assert score(gradient, shot) >= DEFAULT_SETTINGS.duplicate_threshold
+    pairs = [(gradient, shot) for i, gradient in enumerate(gradients) for j, shot in enumerate(shots) if i != j]
+    unrelated = [score(gradient, shot) for gradient, shot in pairs]
+    assert max(unrelated) < 0.5
+
+
+def test_only_an_image_with_detail_along_one_edge_alone_has_a_band_there() -> None:
+    gradient = synthetic.make_gradient(2)
+    shot, scene = prepared(synthetic.EDITS["screenshot"](gradient))[0], prepared(synthetic.make_scene(2))[0]
+    bar_share = 1 - synthetic.scale(gradient, factor=0.3).shape[0] / synthetic.EDITS["screenshot"](gradient).shape[0]
+    (band,) = shot.bands(below=LOW_DETAIL, deepest=DEEPEST_BAND)
+    assert (band.axis, band.at_end) == (0, False)  # the bar is on top
+    assert bar_share <= band.depth / shot.plain.shape[0] <= bar_share + 0.1  # and the blur spreads its edge a little
+    assert prepared(gradient)[0].bands(below=LOW_DETAIL, deepest=DEEPEST_BAND) == ()  # no detail to cut off
+    assert scene.bands(below=LOW_DETAIL, deepest=DEEPEST_BAND) == ()  # detail everywhere

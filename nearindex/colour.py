@@ -87,9 +87,10 @@ _SIDE = 64
 #: Chroma under which a pixel is grey and weighs nothing in the hue histogram.
 _NOISE_CHROMA = 0.5
 #: A stored Colour: the ``HUE_BINS`` histogram, the mean chroma, then the tone (two values;
-#: absent from colours stored before tones were kept), as float32.
+#: absent from colours stored before tones were kept), then 1 for colours taken beside a band
+#: (absent otherwise), as float32.
 _STORED = np.dtype("<f4")
-_STORED_VALUES = (HUE_BINS + 1, HUE_BINS + 3)
+_STORED_VALUES = (HUE_BINS + 1, HUE_BINS + 3, HUE_BINS + 4)
 
 
 @dataclass(frozen=True)
@@ -108,20 +109,28 @@ class Colour:
             ``cv2.COLOR_BGR2GRAY`` makes it), its brightest pixel scaled to
             1 (so a copy with less gain keeps it), or None for colours
             stored before tones were kept.
+        beside_band: Taken from the part of an image beside a band of
+            detail (``intake.colour_part``). Two such colours rank copies
+            (``tie_break``) but do not judge them (``colours_differ``):
+            another copy may have kept another part's (a crop that leaves
+            a sliver of the band moves it to another edge).
     """
 
     hues: tuple[float, ...]
     chroma: float
     tone: tuple[float, float] | None = None
+    beside_band: bool = False
 
     def to_bytes(self) -> bytes:
         """The colours as the catalog stores them.
 
         Returns:
             Little-endian float32: the ``HUE_BINS`` hues, the chroma, then
-            the tone's two values when known.
+            the tone's two values when known, then 1 when ``beside_band``
+            (with a tone: ``colour_of`` always measures one).
         """
-        return np.array([*self.hues, self.chroma, *(self.tone or ())], _STORED).tobytes()
+        beside = (1.0,) if self.beside_band and self.tone is not None else ()
+        return np.array([*self.hues, self.chroma, *(self.tone or ()), *beside], _STORED).tobytes()
 
     @classmethod
     def from_stored(cls, data: bytes | None) -> Colour | None:
@@ -140,7 +149,7 @@ class Colour:
             return None
         values = [float(value) for value in np.frombuffer(data, _STORED)]
         tone = (values[HUE_BINS + 1], values[HUE_BINS + 2]) if len(values) > HUE_BINS + 1 else None
-        return cls(tuple(values[:HUE_BINS]), values[HUE_BINS], tone)
+        return cls(tuple(values[:HUE_BINS]), values[HUE_BINS], tone, len(values) > HUE_BINS + 3)
 
 
 def colour_of(image: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> Colour:
@@ -235,6 +244,11 @@ def tie_break(first: Colour | None, second: Colour | None) -> float:
 
 
 def colours_differ(first: Colour | None, second: Colour | None) -> bool:
-    """True when two images' colours say they cannot be copies (``colour_distance`` above ``COLOUR_DISTANCE``)."""
+    """True when two images' colours say they cannot be copies (``colour_distance`` above ``COLOUR_DISTANCE``).
+
+    Never when both were taken beside a band (``Colour.beside_band``): they may be other parts'.
+    """
+    if first is not None and second is not None and first.beside_band and second.beside_band:
+        return False
     distance = colour_distance(first, second)
     return distance is not None and distance > COLOUR_DISTANCE

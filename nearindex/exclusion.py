@@ -16,6 +16,10 @@ width. A smooth image's band-pass is noise: it is scored on its plain plane
 alone (``plain_correlation_outside_region``). Sums over cells (with 2-D prefix
 sums) give every rectangle's correlation in one vectorised step, so trying all
 of them costs about as much as one block correlation.
+
+One image alone has such a region when all its detail lies in one rectangle
+(``detail_region``): a patch pasted over a smooth picture, which a query
+leaves out of its vector to find the picture (``features.detail_left_out``).
 """
 
 from __future__ import annotations
@@ -75,6 +79,38 @@ def plain_correlation_outside_region(plain: tuple[Image, Image]) -> float:
 def _too_small(image: Image) -> bool:
     height, width = image.shape[:2]
     return bool(height < CELLS or width < CELLS)
+
+
+def detail_region(bandpass: Image, *, below: float) -> tuple[float, float, float, float] | None:
+    """The rectangle of cells outside which a band-pass image is smooth, if one is.
+
+    Of the rectangles that may be left out (``rectangles``), the one leaving
+    the least band-pass energy outside it.
+
+    Args:
+        bandpass: An image's band-pass plane (grey levels).
+        below: Root mean square of the band-pass under which the rest counts as smooth.
+
+    Returns:
+        (top, bottom, left, right) fractions of the image, or None when even
+        that rectangle leaves as much detail outside, when the whole image is
+        smooth already, or when it is smaller than the cells.
+    """
+    if _too_small(bandpass) or float(np.sqrt(np.mean(np.square(bandpass, dtype=np.float64)))) < below:
+        return None
+    # Mean squares per cell over the whole plane (its side need not be a multiple of CELLS).
+    energy = np.square(np.asarray(bandpass, np.float32))
+    per_cell = cv2.resize(energy, (CELLS, CELLS), interpolation=cv2.INTER_AREA).astype(np.float64)
+    prefix_sums = np.zeros((CELLS + 1, CELLS + 1))
+    prefix_sums[1:, 1:] = per_cell.cumsum(axis=0).cumsum(axis=1)
+    top, bottom, left, right = rectangles().T
+    inside = prefix_sums[bottom, right] - prefix_sums[top, right] - prefix_sums[bottom, left] + prefix_sums[top, left]
+    outside_cells = CELLS * CELLS - (bottom - top) * (right - left)
+    outside = (prefix_sums[-1, -1] - inside) / outside_cells
+    best = int(np.argmin(outside))
+    if outside[best] >= below**2:
+        return None
+    return top[best] / CELLS, bottom[best] / CELLS, left[best] / CELLS, right[best] / CELLS
 
 
 @cache

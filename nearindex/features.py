@@ -24,6 +24,7 @@ same up to resampling error.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import cv2
@@ -253,6 +254,45 @@ def corners_left_out(vector: npt.NDArray[np.floating], *, grid: int) -> FloatArr
             kept[top : top + side, left : left + side] = False
             rows.append(np.where(kept, cells - cells[kept].mean(), 0.0).ravel())
     return _unit_rows(np.array(rows))
+
+
+def detail_left_out(
+    thumbnail: npt.NDArray[np.floating],
+    region: tuple[float, float, float, float] | None,
+    *,
+    grid: int,
+    ranked: bool = False,
+) -> FloatArray:
+    """A whole-image vector with the one region of an image's detail left out (``exclusion.detail_region``).
+
+    ``corners_left_out`` for a patch anywhere: pasted over a smooth picture,
+    it is nearly all of the edit's spread, wherever it lies. The grid cells
+    the region touches are zeros; the rest are ranked among themselves (the
+    patch's values would bend their ranks), re-centred and scaled to unit norm.
+
+    Args:
+        thumbnail: 2-D blurred grayscale image.
+        region: (top, bottom, left, right) fractions of it, or None.
+        grid: Side of the grid, in cells.
+        ranked: Rank the cells first (``descriptor_from_thumbnail``).
+
+    Returns:
+        A float32 (1, grid**2) row; all zeros without a region.
+    """
+    if region is None:
+        return np.zeros((1, grid * grid), np.float32)
+    kept = cells_kept(region, grid=grid)
+    cells = np.zeros(grid * grid)
+    cells[kept] = _vectors_of_cells(_grid_cells(thumbnail, grid)[kept][None, :], ranked=ranked)[0]
+    return _unit_rows(cells[None, :])
+
+
+def cells_kept(region: tuple[float, float, float, float], *, grid: int) -> npt.NDArray[np.bool_]:
+    """Which cells of a flattened grid x grid descriptor lie wholly outside ``region`` (top, bottom, left, right)."""
+    top, bottom, left, right = region
+    kept = np.ones((grid, grid), bool)
+    kept[int(top * grid) : math.ceil(bottom * grid), int(left * grid) : math.ceil(right * grid)] = False
+    return kept.ravel()
 
 
 def quantise_thumbnail(thumbnail: FloatArray) -> ByteArray:

@@ -132,13 +132,11 @@ def colour_part(description: Description, *, settings: Settings = DEFAULT_SETTIN
     (``colour.COLOUR_DETAIL``) keeps the colours of its whole content. So does
     one whose detail lies in a band along one edge (a screenshot's title bar
     or a caption strip over a smooth picture: ``smooth.beside_band``), of the
-    rest: the picture's. Only such an image's pixels are decoded a second
-    time, in colour. On the generated smooth collection, with colours kept
-    beside a band too, screenshots found first went from 0.70 to 0.91, captioned
-    copies from 0.94 to 0.99, cropped captioned JPEG copies from 0.48 to 0.67;
-    unrelated pairs at the default threshold from 0.65 to 0.55 %. 17 of the
-    public corpus's 540 images keep colours this way (a photo's sky above a
-    detailed band, a dialog under its title bar).
+    rest: the picture's (two such only rank copies, ``Colour.beside_band``:
+    another copy may have kept another part's). Only such an image's pixels are
+    decoded a second time, in colour. 17 of the public corpus's 540 images keep
+    colours beside a band (a photo's sky above a detailed band, a dialog under
+    its title bar).
 
     Args:
         description: The image's grey description.
@@ -159,7 +157,8 @@ def colour_part(description: Description, *, settings: Settings = DEFAULT_SETTIN
 
 def with_colour(description: Description, image: ColourImage, part: Borders) -> Description:
     """``description`` with the colours of ``part`` (``colour_part``) of its content in ``image`` (BGR, any size)."""
-    return replace(description, colour=colour_of(part.trim(description.borders.trim(image))))
+    colour = colour_of(part.trim(description.borders.trim(image)))
+    return replace(description, colour=replace(colour, beside_band=part.found))
 
 
 def stat_after_read(path: str, size: int) -> os.stat_result:

@@ -23,13 +23,23 @@ from .borders import NO_BORDERS, Borders, shows_bars
 from .catalog import StoredContent
 from .colour import Colour
 from .database import Database
-from .features import Description, corners_left_out, mirrored_vectors, window_vectors
+from .exclusion import detail_region
+from .features import (
+    Description,
+    cells_kept,
+    corners_left_out,
+    detail_left_out,
+    mirrored_vectors,
+    normalise_rows,
+    window_vectors,
+)
 from .intake import FileDescription, describe_file
 from .placement import Frame
 from .planes import Prepared, prepare
 from .relation import EXACT, UNCLAIMED, Relation, relate
 from .rescore import rescore
 from .settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS, Settings
+from .smooth import LOW_DETAIL
 
 #: Besides the best candidates overall, a query rescores the best few of each window vector.
 #: On the public corpus this put the original among the candidates for 0.98 instead of
@@ -42,6 +52,12 @@ WINDOW_LEADERS = 3
 #: desk) had their original among no window's first 30 contents; with these it was among the
 #: candidates of every edit, for 0.5 more candidates per query.
 EDIT_LEADERS = 1
+#: ... and this many times as many of its whole-image vector with its one region of detail left
+#: out (``features.detail_left_out``), when the rest of it is smooth: a patch pasted over a smooth
+#: picture, anywhere. Other smooth pictures correlate with the rest about as well as its original.
+DETAIL_LEADERS = 10
+#: ... ranked by their correlation outside the region among this many nearest (``detail_leaders``).
+DETAIL_FETCH = 200
 #: A compressed index's candidates are chosen from this many times as many contents, ranked by
 #: their stored vectors' exact inner products (``candidate_contents``). On 10^5 images of
 #: ``scripts/bench_scale.py``, the exact best 10 among the best 30 went from 0.966 to 0.989
@@ -189,6 +205,30 @@ class Side:
     def corners_left_out(self) -> npt.NDArray[np.float32]:
         """The whole-image vector with each corner square of the grid left out (``features.corners_left_out``)."""
         return corners_left_out(self.vectors[0], grid=self._settings.grid)
+
+    @cached_property
+    def detail_region(self) -> tuple[float, float, float, float] | None:
+        """The one region holding its detail, if the rest is smooth (``exclusion.detail_region``)."""
+        return detail_region(self.prepared.bandpass, below=LOW_DETAIL)
+
+    @cached_property
+    def details_left_out(self) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
+        """The whole-image vector without the one region of its detail, and the cells kept, of it and its mirror.
+
+        ``features.detail_left_out``; none when it has no such region (``detail_region``).
+        """
+        if self.detail_region is None:
+            return []
+        top, bottom, left, right = self.detail_region
+        thumbnail = self.thumbnail.astype(np.float32)
+        grid, ranked = self._settings.grid, self._settings.ranked_cells
+        mirrored = (top, bottom, 1 - right, 1 - left)
+        found = []
+        for image, region in ((thumbnail, self.detail_region), (thumbnail[:, ::-1], mirrored)):
+            row = detail_left_out(image, region, grid=grid, ranked=ranked)[0]
+            if row.any():
+                found.append((row, cells_kept(region, grid=grid)))
+        return found
 
 
 def _decoded(described: FileDescription) -> Description:
@@ -401,8 +441,9 @@ def candidate_contents(
     (an edit that spoils most windows, a strong crop or a caption, may still
     leave one window whose best match is the original, though other images
     outrank it overall), plus the ``edit_leaders`` best of each of
-    ``Side.corners_left_out`` (a pasted patch may spoil every window). A
-    compressed index only estimates inner products, so there
+    ``Side.corners_left_out`` (a pasted patch may spoil every window), plus
+    ``DETAIL_LEADERS`` times as many by ``detail_leaders`` (a patch over a
+    smooth picture outweighs it anywhere). A compressed index only estimates inner products, so there
     ``RERANK_FACTOR`` times the default candidates (or ``count``, if more)
     are fetched and ranked by their stored vectors' exact ones (24 times a
     ``count`` of 300 would read 7,200 contents' descriptors).
@@ -462,14 +503,16 @@ def best_coarse(
     Returns:
         That mapping, and the set of the first ``window_leaders`` distinct
         contents found by each window vector and the first ``edit_leaders``
-        found by each of ``side.corners_left_out`` (which add nothing to the
-        mapping: they are not the image's vectors).
+        found by each of ``side.corners_left_out`` and ``DETAIL_LEADERS`` times
+        as many by ``detail_leaders`` (which add nothing to the mapping: they
+        are not the image's vectors).
     """
     best: dict[int, float] = {}
     leaders: set[int] = set()
     searches = [(side.vectors, window_leaders, True), (side.mirrored_vectors, window_leaders, True)]
     if edit_leaders:
         searches.append((side.corners_left_out, edit_leaders, False))
+        leaders.update(detail_leaders(database, side, edit_leaders * DETAIL_LEADERS))
     for vectors, leading, own in searches:
         rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
         if not len(rows):
@@ -484,6 +527,32 @@ def best_coarse(
             if own:
                 _keep_best(best, values, row)
     return best, leaders
+
+
+def detail_leaders(database: Database, side: Side, keep: int) -> list[int]:
+    """The stored images that correlate best with ``side`` (or its mirror) outside its one region of detail, if any.
+
+    The whole-image vectors nearest to each of ``side.details_left_out``
+    (``DETAIL_FETCH`` of them) are ranked by their correlation with it over
+    the cells it keeps alone: a stored vector's inner product with it is also
+    weighted by how little of that vector's spread lies in the region left
+    out, which ranked other smooth pictures above its own original.
+
+    Returns:
+        Up to ``keep`` content ids, best first; none when ``side`` has no such region.
+    """
+    best: dict[int, float] = {}
+    for row, kept in side.details_left_out:
+        _, contents, windows = database.search_windows(row[None, :], DETAIL_FETCH * WINDOW_COUNT)
+        found = list(dict.fromkeys(int(content) for content in contents[0][windows[0] == 0]))
+        stored = database.stored_descriptors(found)
+        found = [content for content in found if stored.get(content)]  # a flat image has no vectors
+        if not found:
+            continue
+        wholes = np.array([np.frombuffer(stored[content], np.float32)[: len(row)][kept] for content in found])
+        for content, correlation in zip(found, normalise_rows(wholes) @ row[kept], strict=True):
+            best[content] = max(best.get(content, -1.0), float(correlation))
+    return sorted(best, key=lambda content: -best[content])[:keep]
 
 
 def meeting_neighbours(

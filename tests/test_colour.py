@@ -166,15 +166,44 @@ def test_only_low_detail_images_keep_their_colour(smooth_pictures: list[np.ndarr
 
 
 def test_a_screenshot_of_a_smooth_picture_keeps_the_colours_beside_its_bar(smooth_pictures: list[np.ndarray]) -> None:
-    """Its title bar is detail, so the whole has too much to keep colours; the rest is the picture."""
+    """Its title bar is detail, so the whole has too much to keep colours; the rest is the picture.
+
+    Those colours tell its own picture from a twin in other hues.
+    """
     told_apart = []
     for picture in smooth_pictures:
         shot = synthetic.EDITS["screenshot"](picture)
         assert prepare(describe_image(shot).thumbnail, side=DEFAULT_SETTINGS.rescore_side).detail >= COLOUR_DETAIL
         kept = describe_image(shot).colour
-        assert kept is not None and not colours_differ(kept, colour_of(picture))
+        assert kept is not None and kept.beside_band
+        assert not colours_differ(kept, describe_image(picture).colour)
         told_apart.append(colours_differ(kept, colour_of(hue_turned(picture))))
     assert sum(told_apart) >= 0.9 * len(told_apart)
+
+
+def two_bands(cut_from_top: int) -> np.ndarray:
+    """A pale ramp between a red band of detail on top and a green band with less at the bottom, less its top rows."""
+
+    def band(seed: int, colour: tuple[int, int, int], contrast: float) -> np.ndarray:
+        texture = synthetic.make_texture(seed, width=640, height=72).mean(axis=2, keepdims=True) / 255
+        return np.array(colour, np.float32) * (1 - contrast + contrast * texture)
+
+    ramp = np.linspace(0.8, 1.0, 480)[:, None, None] * np.array([175, 140, 125], np.float32)
+    picture = np.broadcast_to(ramp, (480, 640, 3)).copy()
+    picture[:72], picture[-72:] = band(0, (40, 40, 220), 0.3), band(100, (40, 200, 40), 0.15)
+    return np.ascontiguousarray(picture.clip(0, 255).astype(np.uint8)[cut_from_top:])
+
+
+def test_copies_keeping_colours_beside_bands_at_other_edges_are_not_told_apart_by_them(tmp_path: Path) -> None:
+    # Cut a little off the top and the red band is a uniform border: the band is found at the bottom instead.
+    original = describe_image(two_bands(0)).colour
+    for cut in (9, 19, 29):
+        copy = describe_image(two_bands(cut)).colour
+        assert original is not None and copy is not None and original.beside_band and copy.beside_band
+        assert colour_distance(original, copy) is not None
+        synthetic.write_image(tmp_path / "original.png", two_bands(0))
+        synthetic.write_image(tmp_path / "copy.png", two_bands(cut))
+        assert nearindex.compare(tmp_path / "original.png", tmp_path / "copy.png").duplicate, cut
 
 
 def test_a_file_keeps_the_colour_its_pixels_have(smooth_pictures: list[np.ndarray]) -> None:

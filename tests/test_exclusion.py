@@ -11,10 +11,12 @@ from nearindex.exclusion import (
     CELLS,
     MAX_EXCLUDED_SHARE,
     correlation_outside_region,
+    detail_region,
     plain_correlation_outside_region,
     rectangles,
 )
 from nearindex.rescore import align_allowing_rotation, align_into
+from nearindex.smooth import LOW_DETAIL
 
 from .test_rescore import prepared, score, soft_page
 
@@ -131,3 +133,24 @@ def test_no_rectangle_leaves_out_more_than_its_share() -> None:
 def test_images_smaller_than_the_grid_score_minus_one() -> None:
     tiny = np.ones((CELLS - 1, 20), np.float32)
     assert correlation_outside_region((tiny, tiny), (tiny, tiny)) == -1.0
+
+
+@pytest.mark.parametrize("where", [(0.0, 0.0), (0.3, 0.35), (0.61, 0.61), (0.05, 0.6)])
+def test_the_one_region_of_a_smooth_pictures_detail_holds_a_patch_pasted_anywhere(where: tuple[float, float]) -> None:
+    gradient = synthetic.make_gradient(3)
+    height, width = gradient.shape[:2]
+    top, left, side = round(where[0] * height), round(where[1] * width), 0.39
+    bottom, right = top + round(side * height), left + round(side * width)
+    faked = gradient.copy()
+    faked[top:bottom, left:right] = cv2.resize(synthetic.make_scene(4), (width, height))[top:bottom, left:right]
+    region = detail_region(prepared(faked)[0].bandpass, below=LOW_DETAIL)
+    assert region is not None
+    region_top, region_bottom, region_left, region_right = region
+    assert region_top <= top / height and bottom / height <= region_bottom
+    assert region_left <= left / width and right / width <= region_right
+    assert (region_bottom - region_top) * (region_right - region_left) <= MAX_EXCLUDED_SHARE
+
+
+def test_an_image_with_detail_all_over_or_none_has_no_region_of_detail() -> None:
+    for image in (synthetic.make_scene(5), synthetic.make_texture(5), synthetic.make_gradient(5)):
+        assert detail_region(prepared(image)[0].bandpass, below=LOW_DETAIL) is None

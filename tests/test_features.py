@@ -16,9 +16,11 @@ from nearindex.features import (
     LEFT_OUT_SIDE,
     blur_thumbnail,
     cell_ranks,
+    cells_kept,
     corners_left_out,
     describe,
     descriptor_from_thumbnail,
+    detail_left_out,
     normalise,
     normalise_rows,
 )
@@ -101,6 +103,33 @@ def test_a_pasted_patch_is_left_out_by_a_corner_and_the_rest_correlates_with_the
 
 def test_a_grid_too_small_to_keep_anything_gives_zeros() -> None:
     assert not corners_left_out(np.array([1.0], np.float32), grid=1).any()
+
+
+#: Images whose grid cells are exact averages of well-separated levels (no rounding to rank by).
+levels = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+block_images = st.sampled_from([4, 8, 16]).flatmap(
+    lambda grid: st.tuples(
+        st.just(grid),
+        st.sampled_from([1, 2, 4]).flatmap(lambda block: arrays(np.float32, (grid * block,) * 2, elements=levels)),
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(block_images, st.tuples(st.floats(0, 0.5), st.floats(0.1, 0.5), st.floats(0, 0.5), st.floats(0.1, 0.5)))
+def test_the_region_left_out_is_zeros_and_the_rest_is_described_on_its_own(
+    grid_and_image: tuple[int, np.ndarray], box: tuple[float, float, float, float]
+) -> None:
+    grid, image = grid_and_image
+    top, height, left, width = box
+    region = (top, top + height, left, left + width)
+    (row,) = detail_left_out(image, region, grid=grid, ranked=True)
+    kept = cells_kept(region, grid=grid)
+    assert not row[~kept].any()
+    # The kept cells ranked among themselves, not among the whole image's: a patch in the region does not bend them.
+    cells = descriptor_from_thumbnail(image, grid=grid)  # the cells in their own order
+    assert np.allclose(row[kept], normalise(cell_ranks(cells[kept])), atol=1e-5)
+    assert not detail_left_out(image, None, grid=grid).any()
 
 
 def _left_out_side(grid: int) -> int:

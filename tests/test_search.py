@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import nearindex
+from nearindex import search as search_module
 from nearindex import synthetic
+from nearindex.intake import describe_image
 from nearindex.search import Side, best_inner_product, candidate_contents, describe_query
 from nearindex.settings import DEFAULT_SETTINGS, WINDOW_COUNT, WINDOWS
 
@@ -308,3 +310,38 @@ def test_a_pasted_patch_that_outweighs_the_picture_leaves_its_original_a_candida
     found = candidate_contents(inner, side, 3, window_leaders=0, edit_leaders=1)
     assert original not in without
     assert original in found and len(found) <= len(without) + 4
+
+
+@pytest.fixture(scope="module")
+def smooth_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database of 40 gradients and 40 soft colour fields."""
+    root = tmp_path_factory.mktemp("smooth")
+    (root / "pictures").mkdir()
+    for seed in range(40):
+        synthetic.write_image(root / "pictures" / f"gradient-{seed:02d}.png", synthetic.make_gradient(seed))
+        synthetic.write_image(root / "pictures" / f"soft-{seed:02d}.png", synthetic.make_soft(seed))
+    with nearindex.open(root / "db") as database:
+        assert not database.add(root / "pictures", workers=0).failed
+    return root
+
+
+def test_a_patch_pasted_anywhere_on_a_smooth_picture_leaves_the_picture_findable(
+    smooth_collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patch is nearly all of the copy's spread: its vectors find images like the patch, not the picture."""
+    probes = {}
+    for seed in range(0, 40, 4):
+        for name, picture in (("gradient", synthetic.make_gradient(seed)), ("soft", synthetic.make_soft(seed))):
+            if describe_image(picture).flat:
+                continue  # a flat original matches nothing (two near-equal colours)
+            probe = tmp_path / f"{name}-{seed:02d}-pasted.png"
+            synthetic.write_image(probe, synthetic.paste_patch(picture, synthetic.make_scene(seed), seed=seed))
+            probes[probe] = f"{name}-{seed:02d}.png"
+    with nearindex.open(smooth_collection / "db") as database:
+
+        def first_found() -> int:
+            return sum(Path(database.query(probe, k=1)[0].path).name == own for probe, own in probes.items())
+
+        found = first_found()
+        monkeypatch.setattr(search_module, "DETAIL_LEADERS", 0)
+        assert found == len(probes) > first_found()

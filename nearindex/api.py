@@ -52,7 +52,7 @@ class Info:
         index_bytes_per_image: ``index_bytes`` per distinct content (0 when empty):
             the vector index is held in memory, so this is its RAM per image.
         catalog_bytes_per_image: ``catalog_bytes`` per stored path (0 when empty).
-        coloured: Contents keeping their colours (images with little detail, ``colour``).
+        coloured: Contents keeping their colours (little detail, or beside a band of it: ``intake.colour_part``).
         bordered: Contents described without uniform borders (``borders``).
         trim_borders: Images are described without their uniform borders
             (false for a database made before they were).

@@ -147,7 +147,7 @@ def info_text(info: Info) -> str:
         ("generation", info.generation), ("schema", info.schema), ("catalog bytes", info.catalog_bytes),
         ("index bytes", info.index_bytes), ("bytes/image", f"index {info.index_bytes_per_image:,.0f}, "
         f"catalog {info.catalog_bytes_per_image:,.0f}"),
-        ("colours", f"contents keeping theirs: {info.coloured} (those with little detail)"),
+        ("colours", f"contents keeping theirs: {info.coloured} (little detail, or beside a band of it)"),
         ("borders", borders),
         ("grid", f"{info.grid}x{info.grid}"), ("thumbnail", f"{info.thumb_side} px"),
         ("threshold", f"{info.duplicate_threshold:.4f} ({'calibrated here' if info.calibrated else 'default'})"),

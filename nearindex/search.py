@@ -237,21 +237,22 @@ def _decoded(described: FileDescription) -> Description:
     return described.description
 
 
-def best_inner_product(
-    first: npt.NDArray[np.float32], second: npt.NDArray[np.float32], *, strips: bool = True
-) -> float:
+def best_inner_product(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> float:
     """Largest inner product between window vectors of two images, without BLAS.
 
     A strip (``STRIPS``, the rows after ``WINDOWS``) stands for the whole of
     an image of another shape, so it meets the other's whole-image vector
     only: strips met with windows would give unrelated pairs more chances.
-    With ``strips`` false, the windows alone.
     """
-    if not strips:
-        first, second = first[: len(WINDOWS)], second[: len(WINDOWS)]
+    return best_inner_products(first, second)[0]
+
+
+def best_inner_products(first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]) -> tuple[float, float]:
+    """``best_inner_product``, and the same over the windows alone (no strips), from one product matrix."""
     products = (first[:, None, :].astype(np.float64) * second[None, :, :]).sum(axis=2)
     met = windows_meet(np.arange(len(first))[:, None], np.arange(len(second))[None, :])
-    return float(np.where(met, products, -np.inf).max())
+    masked = np.where(met, products, -np.inf)
+    return float(masked.max()), float(masked[: len(WINDOWS), : len(WINDOWS)].max())
 
 
 def windows_meet(first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -320,12 +321,10 @@ def score_pair(query: Side, stored: Side) -> PairScore:
 
 def _score_oriented(query: Side, stored: Side) -> PairScore:
     """``score_pair`` without trimming the two alike."""
-    coarse = best_inner_product(query.vectors, stored.vectors)
-    framed = best_inner_product(query.vectors, stored.vectors, strips=False)
+    coarse, framed = best_inner_products(query.vectors, stored.vectors)
     direct = rescore(query.prepared, stored.prepared, coarse=coarse, framed_coarse=framed)
     best = PairScore(direct.score, coarse, False, direct.frame)
-    mirrored_coarse = best_inner_product(query.mirrored_vectors, stored.vectors)
-    mirrored_framed = best_inner_product(query.mirrored_vectors, stored.vectors, strips=False)
+    mirrored_coarse, mirrored_framed = best_inner_products(query.mirrored_vectors, stored.vectors)
     # The windows alone too: a strip squashed onto the grid can lift the direct coarse of two
     # smooth images and hide the lead of the mirrored windows.
     if mirrored_coarse > coarse + MIRROR_LEAD or mirrored_framed > framed + MIRROR_LEAD:
@@ -544,7 +543,8 @@ def detail_leaders(database: Database, side: Side, keep: int) -> list[int]:
     best: dict[int, float] = {}
     for row, kept in side.details_left_out:
         _, contents, windows = database.search_windows(row[None, :], DETAIL_FETCH * WINDOW_COUNT)
-        found = list(dict.fromkeys(int(content) for content in contents[0][windows[0] == 0]))
+        whole_hits = contents[0][windows[0] == 0]
+        found = _distinct(whole_hits, len(whole_hits))
         stored = database.stored_descriptors(found)
         found = [content for content in found if stored.get(content)]  # a flat image has no vectors
         if not found:
@@ -597,13 +597,13 @@ def _keep_best(best: dict[int, float], values: npt.NDArray[np.float32], row: npt
 
 def _distinct(row: npt.NDArray[np.int64], limit: int) -> list[int]:
     """The first ``limit`` distinct content ids of a result row (-1 is no result)."""
-    found: list[int] = []
+    found: dict[int, None] = {}  # ordered, and a set for the lookups (a row may hold thousands)
     for content_id in row.tolist():
         if content_id >= 0 and content_id not in found:
-            found.append(content_id)
+            found[content_id] = None
             if len(found) == limit:
                 break
-    return found
+    return list(found)
 
 
 def _rescore_candidates(
